@@ -1,0 +1,93 @@
+"""The earlier service's endpoints, with its exact response shapes (CONTRACT §6.1)."""
+
+from __future__ import annotations
+
+import time
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from classifier.encoding import SPECIES, parse_one
+from classifier.live import live_registry
+from classifier.models import Prediction
+from classifier.services import prediction_make
+
+from .parsers import AnyContentTypeJSONParser
+from .serializers import CompatClassifySerializer, CompatModelsSerializer, ErrorSerializer, PenguinSerializer
+
+COMPAT_METRICS = ("train_accuracy", "test_accuracy", "test_precision", "test_recall", "test_f1")
+
+ADELIE_EXAMPLE = {
+    "island": 1,
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181,
+    "body_mass_g": 3750,
+    "sex": 1,
+    "year": 2007,
+}
+
+
+class ModelsView(APIView):
+    """GET /models: every model with an active version, sorted by name."""
+
+    @extend_schema(
+        operation_id="compat_models_list",
+        tags=["compatible"],
+        summary="List the models that can be classified with",
+        responses={200: CompatModelsSerializer, 503: ErrorSerializer},
+    )
+    def get(self, request):
+        models = []
+        for name, entry in sorted(live_registry.entries().items()):
+            item = {
+                "name": name,
+                "endpoint": f"POST /classify/{name}",
+                "metrics": {key: entry.metrics.get(key) for key in COMPAT_METRICS},
+                "status": "broken" if entry.broken_reason else "ready",
+                "version": entry.number,
+            }
+            if entry.broken_reason:
+                item["error"] = entry.broken_reason
+            models.append(item)
+        return Response({"available_models": models})
+
+
+class ClassifyView(APIView):
+    """POST /classify/<name>: one penguin in, its species out; the answer is logged first."""
+
+    parser_classes = [AnyContentTypeJSONParser]
+
+    @extend_schema(
+        operation_id="compat_classify",
+        tags=["compatible"],
+        summary="Classify one penguin with a model's active version",
+        request=PenguinSerializer,
+        responses={
+            200: CompatClassifySerializer,
+            400: OpenApiResponse(ErrorSerializer, description="A field is missing, of the wrong type or out of range."),
+            404: OpenApiResponse(ErrorSerializer, description="No model of that name; see GET /models."),
+            409: OpenApiResponse(ErrorSerializer, description="The model exists but its file cannot serve."),
+            413: OpenApiResponse(ErrorSerializer, description="Body over the size limit."),
+            503: OpenApiResponse(ErrorSerializer, description="The prediction could not be logged."),
+        },
+        examples=[
+            OpenApiExample("An Adelie", value=ADELIE_EXAMPLE, request_only=True),
+            OpenApiExample(
+                "Answer", value={"model": "randomforest", "species_id": 1, "species_name": "Adelie"}, response_only=True
+            ),
+        ],
+    )
+    def post(self, request, name: str):
+        started = time.perf_counter()
+        live_registry.entry(name)  # 404 before looking at the body
+        matrix = parse_one(request.data)
+        outcome = prediction_make(
+            model_name=name, matrix=matrix, endpoint=Prediction.Endpoint.CLASSIFY, started=started
+        )
+        species_id = int(outcome.species_ids[0])
+        response = Response({"model": name, "species_id": species_id, "species_name": SPECIES[species_id]})
+        response["X-Model-Version"] = str(outcome.version_number)
+        response["X-Prediction-Id"] = str(outcome.prediction_ids[0])
+        return response

@@ -1,0 +1,111 @@
+"""JSON errors everywhere: DRF's exception handler and Django's error views.
+
+Every error body has the same shape: ``{"detail": "...", "code": "...", "errors": {...}}``
+where ``errors`` (validation only) maps each field, or ``instances[i].field``, to messages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import DatabaseError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from classifier.encoding import InputError
+from classifier.services import ModelBroken, ModelNotFound, NoProbabilities, RegistryError
+from training.catalogue import ParamError
+
+logger = logging.getLogger(__name__)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The service is temporarily unavailable; try again shortly."
+    default_code = "unavailable"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+def error_body(detail: str, code: str, errors: dict | None = None) -> dict:
+    body = {"detail": detail, "code": code}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+# Domain errors raised by services → (HTTP status, code).
+DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (ModelNotFound, 404, "model_not_found"),
+    (ModelBroken, 409, "model_unavailable"),
+    (NoProbabilities, 409, "no_probabilities"),
+    (RegistryError, 409, "conflict"),
+]
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, InputError):
+        return Response(error_body("Invalid input.", "invalid", exc.errors), status=400)
+    if isinstance(exc, ParamError):
+        return Response(error_body(str(exc), "invalid", {exc.field: [str(exc)]}), status=400)
+    for cls, status_code, code in DOMAIN_ERRORS:
+        if isinstance(exc, cls):
+            return Response(error_body(str(exc), code), status=status_code)
+    if isinstance(exc, DatabaseError):
+        logger.exception("database error while serving %s", context.get("request") and context["request"].path)
+        return Response(
+            error_body("The database is unavailable; nothing was recorded. Try again shortly.", "database_unavailable"),
+            status=503,
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(exc, exceptions.ValidationError):
+        errors = data if isinstance(data, dict) else {"non_field_errors": data}
+        response.data = error_body("Invalid input.", "invalid", errors)
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail if isinstance(exc.detail, str) else str(data)
+        codes = exc.get_codes()
+        response.data = error_body(str(detail), codes if isinstance(codes, str) else exc.default_code)
+    return response
+
+
+def _json(status_code: int, detail: str, code: str) -> JsonResponse:
+    return JsonResponse(error_body(detail, code), status=status_code)
+
+
+def bad_request(request, exception=None):
+    return _json(400, "Bad request.", "bad_request")
+
+
+def permission_denied(request, exception=None):
+    return _json(403, "You do not have permission to perform this action.", "permission_denied")
+
+
+def not_found(request, exception=None):
+    return _json(404, "Not found. The API is described at /api/docs/ (GET /models lists models).", "not_found")
+
+
+def server_error(request):
+    return _json(500, "Internal error; it has been logged.", "server_error")

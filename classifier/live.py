@@ -1,0 +1,77 @@
+"""Each serving process's view of the registry, refreshed without a restart.
+
+At most once every ``PENGUIN_REGISTRY_REFRESH_SECONDS`` (1 s by default) a process
+(1) compares the drop-in folder's names, sizes and mtimes with what it saw last and runs
+``registry_sync`` when they changed, and (2) reads the registry's generation number and
+reloads the active versions when another process changed them. Between checks a request
+costs no file-system scan and no registry query: a new version or a dropped-in file is
+picked up by every gunicorn worker within about a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.conf import settings
+
+from . import selectors, services
+from .selectors import ServingEntry
+
+
+class LiveRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._generation: int | None = None
+        self._fingerprint: tuple | None = None
+        self._entries: dict[str, ServingEntry] = {}
+
+    def invalidate(self) -> None:
+        """Forget what was seen so the next call re-reads disk and registry."""
+        with self._lock:
+            self._checked_at = float("-inf")
+            self._generation = None
+            self._fingerprint = None
+
+    def refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked_at < settings.PENGUIN_REGISTRY_REFRESH_SECONDS:
+            return
+        with self._lock:
+            if not force and now - self._checked_at < settings.PENGUIN_REGISTRY_REFRESH_SECONDS:
+                return
+            fingerprint = services.drop_folder_fingerprint()
+            if fingerprint != self._fingerprint:
+                services.registry_sync()
+            generation = selectors.registry_generation()
+            if generation != self._generation:
+                self._entries = selectors.registry_active_entries()
+            self._fingerprint = fingerprint
+            self._generation = generation
+            self._checked_at = time.monotonic()
+
+    def entries(self) -> dict[str, ServingEntry]:
+        self.refresh()
+        return self._entries
+
+    def entry(self, model_name: str, *, version_number: int | None = None) -> ServingEntry:
+        """The version to serve for ``model_name``; raises ModelNotFound."""
+        if version_number is not None:
+            self.refresh()
+            found = selectors.model_version_entry(model_name=model_name, number=version_number)
+            if found is None:
+                raise services.ModelNotFound(
+                    f"Model {model_name!r} has no version {version_number}; "
+                    f"GET /api/v1/models/{model_name}/versions lists them."
+                )
+            return found
+        found = self.entries().get(model_name)
+        if found is None:
+            raise services.ModelNotFound(
+                f"Model {model_name[:80]!r} not found; GET /models lists the available models."
+            )
+        return found
+
+
+live_registry = LiveRegistry()

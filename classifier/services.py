@@ -1,0 +1,444 @@
+"""Registry and prediction-log writes. Views, admin, tasks and commands call these."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import artifacts
+from .encoding import SPECIES, row_to_input
+from .models import MLModel, ModelActivation, ModelVersion, Prediction, RegistryState
+from .serving import LoadedModel, ModelUnusable, inspect_estimator, load_version
+
+logger = logging.getLogger(__name__)
+
+MISSING_REASON = "the file was deleted from models/"
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done; the message tells the user why."""
+
+
+class ModelNotFound(RegistryError):
+    pass
+
+
+class ModelBroken(RegistryError):
+    pass
+
+
+class NoProbabilities(RegistryError):
+    pass
+
+
+def _lock_registry() -> RegistryState:
+    """Lock the registry row (inside a transaction) and bump its generation."""
+    RegistryState.objects.get_or_create(id=1)
+    state = RegistryState.objects.select_for_update().get(id=1)
+    RegistryState.objects.filter(id=1).update(generation=F("generation") + 1)
+    return state
+
+
+def _next_number(model: MLModel) -> int:
+    last = model.versions.order_by("-number").values_list("number", flat=True).first()
+    return (last or 0) + 1
+
+
+def _set_active(
+    model: MLModel, version: ModelVersion | None, *, user: AbstractBaseUser | None, actor: str, reason: str
+) -> None:
+    previous = model.active_version_id
+    model.active_version = version
+    model.save(update_fields=["active_version", "updated_at"])
+    ModelActivation.objects.create(
+        model=model,
+        version=version,
+        previous_version_id=previous,
+        activated_by=user if user is not None and user.is_authenticated else None,
+        actor=actor,
+        reason=reason,
+    )
+
+
+@dataclass
+class NewVersion:
+    """What a trainer hands to the registry (everything but the file location)."""
+
+    algorithm: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    classification_report: dict[str, Any]
+    confusion_matrix: dict[str, Any]
+    classes: list[str]
+    class_values: list[Any]
+    feature_names: list[str]
+    dataset: dict[str, Any]
+    n_train: int
+    n_test: int
+    training_seconds: float
+    library_versions: dict[str, str]
+    estimator: str
+    extra_files: dict[str, bytes] = field(default_factory=dict)  # file name → bytes, beside the model
+
+
+def model_version_register(
+    *,
+    model_name: str,
+    pipeline: Any,
+    info: NewVersion,
+    activate: bool,
+    activation_note: str = "",
+    user: AbstractBaseUser | None = None,
+    triggered_by: str = "",
+) -> ModelVersion:
+    """Store a trained pipeline as the model's next immutable version.
+
+    The file is written atomically into the version's own folder before the row exists,
+    so no row ever points at a half-written file; older versions' files are untouched.
+    """
+    data = artifacts.dump(pipeline)
+    with transaction.atomic():
+        _lock_registry()
+        model, _ = MLModel.objects.select_for_update().get_or_create(
+            name=model_name, defaults={"algorithm": info.algorithm}
+        )
+        number = _next_number(model)
+        folder = artifacts.version_dir(model.name, number)
+        model_path = folder / "model.joblib"
+        artifacts.write_atomic(model_path, data)
+        confusion_path = ""
+        for file_name, content in info.extra_files.items():
+            artifacts.write_atomic(folder / file_name, content)
+            if file_name.endswith(".png"):
+                confusion_path = artifacts.relative(folder / file_name)
+        version = ModelVersion.objects.create(
+            model=model,
+            number=number,
+            source=ModelVersion.Source.TRAINED,
+            algorithm=info.algorithm,
+            estimator=info.estimator,
+            artifact_path=artifacts.relative(model_path),
+            sha256=artifacts.sha256_bytes(data),
+            size_bytes=len(data),
+            params=info.params,
+            metrics=info.metrics,
+            classification_report=info.classification_report,
+            confusion_matrix=info.confusion_matrix,
+            confusion_matrix_path=confusion_path,
+            classes=info.classes,
+            class_values=info.class_values,
+            feature_names=info.feature_names,
+            library_versions=info.library_versions,
+            dataset=info.dataset,
+            n_train=info.n_train,
+            n_test=info.n_test,
+            training_seconds=info.training_seconds,
+            triggered_by=triggered_by,
+            created_by=user if user is not None and user.is_authenticated else None,
+            activation_note=activation_note,
+        )
+        if not model.algorithm:
+            model.algorithm = info.algorithm
+        if activate:
+            _set_active(model, version, user=user, actor=triggered_by, reason=activation_note or "trained")
+        else:
+            model.save(update_fields=["algorithm", "updated_at"])
+    return version
+
+
+def model_version_activate(
+    *, version: ModelVersion, user: AbstractBaseUser | None = None, actor: str = "", reason: str = ""
+) -> ModelVersion:
+    """Make ``version`` the one its model serves (promotion or rollback)."""
+    with transaction.atomic():
+        _lock_registry()
+        version = ModelVersion.objects.select_related("model").get(pk=version.pk)
+        if version.broken_reason:
+            raise ModelBroken(f"{version} cannot be activated: {version.broken_reason}.")
+        model = MLModel.objects.select_for_update().get(pk=version.model_id)
+        _set_active(model, version, user=user, actor=actor, reason=reason or "activated")
+        version.model = model
+    return version
+
+
+def model_version_mark_broken(*, version_id: int, reason: str) -> None:
+    """Record that a version cannot serve (missing, tampered or unusable file)."""
+    with transaction.atomic():
+        updated = ModelVersion.objects.filter(pk=version_id).exclude(broken_reason=reason).update(broken_reason=reason)
+        if updated:
+            _lock_registry()
+    if updated:
+        logger.warning("model version %s marked broken: %s", version_id, reason)
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    ignored: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.broken or self.restored)
+
+
+def drop_folder_fingerprint() -> tuple:
+    """Cheap summary of the drop-in folder: names, sizes and modification times."""
+    folder = artifacts.drop_dir()
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return ()
+    result = []
+    for path in entries:
+        if path.name.endswith(artifacts.DROP_SUFFIX):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            result.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(result))
+
+
+def _describe_file(data: bytes) -> tuple[dict[str, Any], str]:
+    """Metadata for a dropped-in file, or the reason it cannot serve."""
+    try:
+        obj = artifacts.unpickle(data)
+        inspection = inspect_estimator(obj)
+    except (artifacts.ArtifactError, ModelUnusable) as exc:
+        return {}, str(exc)
+    estimator = inspection.estimator
+    return {
+        "estimator": estimator,
+        "algorithm": estimator.rsplit(".", 1)[-1].lower().removesuffix("classifier") or "unknown",
+        "classes": inspection.classes,
+        "class_values": [value.item() if hasattr(value, "item") else value for value in inspection.class_values],
+        "feature_names": list(inspection.feature_names),
+    }, ""
+
+
+def registry_sync(*, actor: str = "sync") -> SyncReport:
+    """Reconcile the registry with the files on disk.
+
+    New or changed ``models/<name>_model.pkl`` files become discovered versions (active,
+    or broken with the reason); a deleted one withdraws its version; a trained version
+    whose file vanished is marked broken.
+    """
+    artifacts.ensure_dirs()
+    report = SyncReport()
+    files: dict[str, Path] = {}
+    for path in sorted(artifacts.drop_dir().iterdir()):
+        if not path.name.endswith(artifacts.DROP_SUFFIX) or not path.is_file():
+            continue
+        if artifacts.DROP_NAME.match(path.name):
+            files[f"models/{path.name}"] = path
+        else:
+            report.ignored.append(path.name)
+
+    with transaction.atomic():
+        RegistryState.objects.get_or_create(id=1)
+        RegistryState.objects.select_for_update().get(id=1)
+        discovered: dict[str, list[ModelVersion]] = {}
+        for version in ModelVersion.objects.filter(source=ModelVersion.Source.DISCOVERED).select_related("model"):
+            discovered.setdefault(version.artifact_path, []).append(version)
+
+        for relative_path, path in files.items():
+            _sync_file(relative_path, path, discovered.get(relative_path, []), report, actor)
+
+        for relative_path, versions in discovered.items():
+            if relative_path in files:
+                continue
+            for version in versions:
+                if version.broken_reason:
+                    continue
+                version.broken_reason = MISSING_REASON
+                version.save(update_fields=["broken_reason"])
+                model = version.model
+                if model.active_version_id == version.pk:
+                    _set_active(model, None, user=None, actor=actor, reason=f"{relative_path} was deleted")
+                report.removed.append(f"{model.name} v{version.number}")
+
+        for version in ModelVersion.objects.filter(source=ModelVersion.Source.TRAINED, broken_reason="").select_related(
+            "model"
+        ):
+            if not artifacts.absolute(version.artifact_path).is_file():
+                version.broken_reason = f"artifact file {version.artifact_path} is missing"
+                version.save(update_fields=["broken_reason"])
+                report.broken.append(f"{version.model.name} v{version.number}")
+
+        if report.changed:
+            RegistryState.objects.filter(id=1).update(generation=F("generation") + 1)
+    return report
+
+
+def _sync_file(relative_path: str, path: Path, versions: list[ModelVersion], report: SyncReport, actor: str) -> None:
+    stat = path.stat()
+    latest = max(versions, key=lambda version: version.number, default=None)
+    if latest and latest.size_bytes == stat.st_size and latest.file_mtime == stat.st_mtime:
+        if latest.broken_reason != MISSING_REASON:
+            report.unchanged += 1
+            return
+    data = path.read_bytes()
+    sha = artifacts.sha256_bytes(data)
+    name = artifacts.DROP_NAME.match(path.name)["name"]
+    same = next((version for version in versions if version.sha256 == sha), None)
+    if same is not None:
+        same.file_mtime = stat.st_mtime
+        fields = ["file_mtime"]
+        if same.broken_reason == MISSING_REASON:
+            same.broken_reason = ""
+            fields.append("broken_reason")
+            _set_active(same.model, same, user=None, actor=actor, reason=f"{relative_path} reappeared")
+            report.restored.append(f"{name} v{same.number}")
+        else:
+            report.unchanged += 1
+        same.save(update_fields=fields)
+        return
+
+    for version in versions:
+        if not version.broken_reason:
+            version.broken_reason = "the file in models/ was replaced by a newer version"
+            version.save(update_fields=["broken_reason"])
+    metadata, broken_reason = _describe_file(data)
+    model, _ = MLModel.objects.get_or_create(name=name, defaults={"algorithm": metadata.get("algorithm", "")})
+    version = ModelVersion.objects.create(
+        model=model,
+        number=_next_number(model),
+        source=ModelVersion.Source.DISCOVERED,
+        algorithm=metadata.get("algorithm", ""),
+        estimator=metadata.get("estimator", ""),
+        artifact_path=relative_path,
+        sha256=sha,
+        size_bytes=len(data),
+        file_mtime=stat.st_mtime,
+        classes=metadata.get("classes", []),
+        class_values=metadata.get("class_values", []),
+        feature_names=metadata.get("feature_names", []),
+        broken_reason=broken_reason,
+        triggered_by=actor,
+        activation_note="discovered in models/",
+    )
+    # The file in models/ is what the earlier service served: it becomes the active version,
+    # broken or not, so that GET /models shows what is there and why it cannot serve.
+    _set_active(model, version, user=None, actor=actor, reason=f"{relative_path} discovered")
+    (report.broken if broken_reason else report.added).append(f"{name} v{version.number}")
+
+
+# --- serving and the prediction log ---------------------------------------------------------
+
+
+@dataclass
+class PredictionOutcome:
+    model_name: str
+    version_id: int
+    version_number: int
+    species_ids: np.ndarray
+    probabilities: np.ndarray | None
+    prediction_ids: list[int]
+
+    def species_names(self) -> list[str]:
+        return [SPECIES[code] for code in self.species_ids.tolist()]
+
+
+def prediction_make(
+    *,
+    model_name: str,
+    matrix: np.ndarray,
+    endpoint: str,
+    version_number: int | None = None,
+    with_probabilities: bool = False,
+    started: float | None = None,
+) -> PredictionOutcome:
+    """Classify parsed rows with the model's active (or given) version and log every row.
+
+    The rows are written before this returns; if they cannot be, it raises and no answer
+    is given. Raises ModelNotFound, ModelBroken or NoProbabilities with a user-safe reason.
+    """
+    from .live import live_registry
+
+    started = time.perf_counter() if started is None else started
+    entry = live_registry.entry(model_name, version_number=version_number)
+    loaded = _load_entry(entry)
+    species = loaded.predict(matrix)
+    probabilities = None
+    if with_probabilities:
+        if not loaded.has_proba:
+            raise NoProbabilities(
+                f"{model_name} v{entry.number} ({entry.estimator or 'this estimator'}) does not estimate probabilities."
+            )
+        probabilities = loaded.predict_proba(matrix)
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    ids = prediction_log(
+        model_id=entry.model_id,
+        version_id=entry.version_id,
+        matrix=matrix,
+        species_ids=species,
+        probabilities=probabilities,
+        latency_ms=latency_ms,
+        endpoint=endpoint,
+    )
+    return PredictionOutcome(
+        model_name=entry.model_name,
+        version_id=entry.version_id,
+        version_number=entry.number,
+        species_ids=species,
+        probabilities=probabilities,
+        prediction_ids=ids,
+    )
+
+
+def _load_entry(entry) -> LoadedModel:
+    if entry.broken_reason:
+        raise ModelBroken(f"{entry.model_name} v{entry.number} cannot serve: {entry.broken_reason}.")
+    try:
+        return load_version(version_id=entry.version_id, artifact_path=entry.artifact_path, sha256=entry.sha256)
+    except (artifacts.ArtifactError, ModelUnusable) as exc:
+        model_version_mark_broken(version_id=entry.version_id, reason=str(exc))
+        raise ModelBroken(f"{entry.model_name} v{entry.number} cannot serve: {exc}.") from None
+
+
+def prediction_log(
+    *,
+    model_id: int,
+    version_id: int,
+    matrix: np.ndarray,
+    species_ids: np.ndarray,
+    probabilities: np.ndarray | None,
+    latency_ms: float,
+    endpoint: str,
+) -> list[int]:
+    """Write one Prediction row per input row (one multi-row INSERT for a batch)."""
+    now = timezone.now()
+    species_list = species_ids.tolist()
+    proba_list = probabilities.round(6).tolist() if probabilities is not None else [None] * len(species_list)
+    names = [SPECIES[code] for code in sorted(SPECIES)]
+    rows = [
+        Prediction(
+            model_id=model_id,
+            version_id=version_id,
+            created_at=now,
+            endpoint=endpoint,
+            inputs=row_to_input(row),
+            species_id=species,
+            probabilities=dict(zip(names, proba)) if proba is not None else None,
+            latency_ms=latency_ms,
+        )
+        for row, species, proba in zip(matrix, species_list, proba_list)
+    ]
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)
+        return [rows[0].pk]
+    created = Prediction.objects.bulk_create(rows)
+    return [row.pk for row in created]

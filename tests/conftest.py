@@ -1,0 +1,157 @@
+"""Shared fixtures: a private artifacts folder per test, trained models, API clients, users."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from classifier.live import live_registry
+from classifier.serving import loaded_cache
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "data" / "penguins.csv"
+DATA_V1 = REPO / "data" / "penguins_v1.csv"
+
+ADELIE = {
+    "island": 1,
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181,
+    "body_mass_g": 3750,
+    "sex": 1,
+    "year": 2007,
+}
+CHINSTRAP = {
+    "island": 3,
+    "bill_length_mm": 46.5,
+    "bill_depth_mm": 17.9,
+    "flipper_length_mm": 192,
+    "body_mass_g": 3500,
+    "sex": 0,
+    "year": 2007,
+}
+GENTOO = {
+    "island": 2,
+    "bill_length_mm": 46.1,
+    "bill_depth_mm": 13.2,
+    "flipper_length_mm": 211,
+    "body_mass_g": 4500,
+    "sex": 0,
+    "year": 2007,
+}
+
+
+def uses_postgres() -> bool:
+    return django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def broker_url() -> str:
+    return os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or ""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Integration tests run whenever their service is configured (always in CI), else skip."""
+    in_ci = bool(os.environ.get("CI"))
+    for item in items:
+        if "postgres" in item.keywords and not uses_postgres():
+            if in_ci:
+                raise pytest.UsageError("CI must run the postgres tests: set DATABASE_URL to PostgreSQL")
+            item.add_marker(pytest.mark.skip(reason="DATABASE_URL is not PostgreSQL"))
+        if "redis" in item.keywords and not broker_url():
+            if in_ci:
+                raise pytest.UsageError("CI must run the redis tests: set CELERY_BROKER_URL")
+            item.add_marker(pytest.mark.skip(reason="no CELERY_BROKER_URL/REDIS_URL"))
+
+
+@pytest.fixture(autouse=True)
+def artifacts_dir(tmp_path, settings):
+    """Every test gets an empty artifacts folder and a cold model cache."""
+    folder = tmp_path / "artifacts"
+    settings.PENGUIN_ARTIFACTS_DIR = folder
+    settings.PENGUIN_REGISTRY_REFRESH_SECONDS = 0
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    loaded_cache.clear()
+    live_registry.invalidate()
+    yield folder
+    loaded_cache.clear()
+    live_registry.invalidate()
+
+
+@pytest.fixture(scope="session")
+def trained_results():
+    """The five default algorithms trained once per session (no database involved)."""
+    from training.catalogue import CATALOGUE
+    from training.datasets import dataset_load
+    from training.trainer import train
+
+    dataset = dataset_load(DATA)
+    return {name: train(algorithm=name, dataset=dataset) for name in CATALOGUE}
+
+
+def register_result(name: str, result, *, activate: bool = True):
+    from classifier.services import NewVersion, model_version_register
+    from classifier.serving import estimator_name
+    from training.services import library_versions
+
+    return model_version_register(
+        model_name=name,
+        pipeline=result.pipeline,
+        info=NewVersion(
+            algorithm=result.algorithm,
+            params=result.estimator_params,
+            metrics=result.metrics,
+            classification_report=result.classification_report,
+            confusion_matrix=result.confusion_matrix,
+            classes=result.classes,
+            class_values=result.class_values,
+            feature_names=result.feature_names,
+            dataset=result.dataset,
+            n_train=result.n_train,
+            n_test=result.n_test,
+            training_seconds=result.seconds,
+            library_versions=library_versions(),
+            estimator=estimator_name(result.pipeline),
+        ),
+        activate=activate,
+        triggered_by="test fixture",
+    )
+
+
+@pytest.fixture
+def default_models(db, trained_results):
+    """The five default models registered as version 1 and active."""
+    return {name: register_result(name, result) for name, result in trained_results.items()}
+
+
+@pytest.fixture
+def knn_model(db, trained_results):
+    return register_result("knn", trained_results["knn"])
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def user(db, django_user_model):
+    return django_user_model.objects.create_user(username="reader", password="reader-pass-123")
+
+
+@pytest.fixture
+def staff_user(db, django_user_model):
+    return django_user_model.objects.create_user(username="staff", password="staff-pass-123", is_staff=True)
+
+
+@pytest.fixture
+def staff_client(staff_user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(staff_user)
+    return client

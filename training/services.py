@@ -1,0 +1,291 @@
+"""Training runs: the one path that trains a model, whoever asked.
+
+``training_run_start`` records a queued run and hands its id to Celery after the
+transaction commits; ``training_run_execute`` (called by the task, or in-process when no
+broker is configured) trains, registers the version and applies the promotion policy.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import platform
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from classifier import services as registry
+from classifier.models import MLModel, model_name_validator
+from classifier.serving import estimator_name
+
+from .catalogue import ParamError, algorithm_get
+from .datasets import DatasetError, dataset_load
+from .models import TrainingRun
+from .trainer import TrainingResult, train
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingConflict(Exception):
+    """A run for this model is already queued or running."""
+
+
+class TrainingQueueUnavailable(Exception):
+    """The broker could not take the run; it is recorded as failed."""
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import numpy
+    import pandas
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def confusion_matrix_png(result: TrainingResult, title: str) -> bytes:
+    """A picture of the test-set confusion matrix, for the admin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    labels = result.confusion_matrix["labels"]
+    matrix = result.confusion_matrix["matrix"]
+    figure = Figure(figsize=(4.2, 3.6), dpi=100)
+    axes = figure.add_subplot()
+    image = axes.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axes)
+    axes.set_xticks(range(len(labels)), labels=labels)
+    axes.set_yticks(range(len(labels)), labels=labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title, fontsize=10)
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            axes.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def promotion_decision(*, model_name: str, metrics: dict[str, float], mode: str) -> tuple[bool, str]:
+    """Whether a new version becomes active, and why.
+
+    ``force`` always activates, ``never`` never does; by policy a version is activated
+    unless its test F1 is below the active version's by more than PENGUIN_PROMOTION_MARGIN.
+    """
+    if mode == "force":
+        return True, "activated: forced"
+    if mode == "never":
+        return False, "not activated: requested with --no-activate"
+    model = MLModel.objects.select_related("active_version").filter(name=model_name).first()
+    active = model.active_version if model else None
+    if active is None or active.broken_reason:
+        return True, "activated: no serving version before it"
+    new_f1 = metrics.get("test_f1")
+    old_f1 = (active.metrics or {}).get("test_f1")
+    if new_f1 is None or old_f1 is None:
+        return True, f"activated: v{active.number} has no test F1 to compare with"
+    margin = settings.PENGUIN_PROMOTION_MARGIN
+    if new_f1 < old_f1 - margin:
+        return False, (
+            f"not activated: test F1 {new_f1:.4f} is worse than active v{active.number}'s {old_f1:.4f} "
+            f"by more than the margin {margin:g} (PENGUIN_PROMOTION_MARGIN)"
+        )
+    return True, f"activated: test F1 {new_f1:.4f} vs v{active.number}'s {old_f1:.4f} (margin {margin:g})"
+
+
+def training_request_validate(
+    *,
+    algorithm: str,
+    params: dict[str, Any] | None,
+    model_name: str | None,
+    data_path: str | None,
+    test_size: float = 0.2,
+) -> tuple[str, Path]:
+    """Check a request before anything is recorded; raises ParamError naming the field."""
+    spec = algorithm_get(algorithm)
+    if not isinstance(params or {}, dict):
+        raise ParamError("params", "params must be an object of estimator parameter names to values.")
+    spec.build(params or {})
+    name = model_name or spec.name
+    try:
+        model_name_validator(name)
+    except Exception:
+        raise ParamError("name", f"Invalid model name {name!r}: {model_name_validator.message}") from None
+    if not 0.05 <= test_size <= 0.5:
+        raise ParamError("test_size", f"test_size must be between 0.05 and 0.5; got {test_size}.")
+    path = Path(data_path) if data_path else Path(settings.PENGUIN_DATA_PATH)
+    if not path.is_file():
+        raise ParamError("data", f"Data file {path} does not exist.")
+    return name, path
+
+
+def training_run_create(
+    *,
+    algorithm: str,
+    params: dict[str, Any] | None = None,
+    model_name: str | None = None,
+    data_path: str | None = None,
+    test_size: float = 0.2,
+    seed: int = 42,
+    activation: str = "policy",
+    trigger: str = TrainingRun.Trigger.COMMAND,
+    user: AbstractBaseUser | None = None,
+) -> TrainingRun:
+    """Record a queued run after validating it; one active run per model."""
+    name, path = training_request_validate(
+        algorithm=algorithm, params=params, model_name=model_name, data_path=data_path, test_size=test_size
+    )
+    try:
+        with transaction.atomic():
+            if TrainingRun.objects.filter(model_name=name, status__in=TrainingRun.ACTIVE_STATUSES).exists():
+                raise IntegrityError
+            return TrainingRun.objects.create(
+                model_name=name,
+                algorithm=algorithm,
+                params=dict(params or {}),
+                data_path=str(path),
+                test_size=test_size,
+                seed=seed,
+                activation=activation,
+                trigger=trigger,
+                triggered_by=user if user is not None and user.is_authenticated else None,
+            )
+    except IntegrityError:
+        active = TrainingRun.objects.filter(model_name=name, status__in=TrainingRun.ACTIVE_STATUSES).first()
+        detail = f" (run {active.pk}, {active.status})" if active else ""
+        raise TrainingConflict(
+            f"A training run for {name!r} is already queued or running{detail}; wait for it to finish."
+        ) from None
+
+
+def training_run_start(**kwargs: Any) -> TrainingRun:
+    """Create a run and send it to a worker once committed (or run it here without a broker)."""
+    from .tasks import train_model_task
+
+    run = training_run_create(**kwargs)
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        training_run_execute(run_id=run.pk)
+        run.refresh_from_db()
+        return run
+    try:
+        result = train_model_task.apply_async(args=[run.pk], retry=False)
+    except Exception as exc:  # broker down: record it, do not leave the run queued forever
+        message = f"could not queue the run: the broker is unavailable ({type(exc).__name__}). Try again later."
+        _finish(run.pk, status=TrainingRun.Status.FAILED, error=message)
+        raise TrainingQueueUnavailable(message) from exc
+    TrainingRun.objects.filter(pk=run.pk, task_id="").update(task_id=result.id or "")
+    run.refresh_from_db()
+    return run
+
+
+def _finish(run_id: int, **fields: Any) -> None:
+    now = timezone.now()
+    run = TrainingRun.objects.get(pk=run_id)
+    started = run.started_at or now
+    TrainingRun.objects.filter(pk=run_id).update(
+        finished_at=now, duration_seconds=(now - started).total_seconds(), **fields
+    )
+
+
+def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
+    """Train the run's model and register the version. Idempotent for finished runs."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run_id)
+        if not run.is_active:
+            logger.info("run %s already %s; nothing to do", run_id, run.status)
+            return run
+        run.status = TrainingRun.Status.RUNNING
+        run.started_at = timezone.now()
+        run.attempts += 1
+        if task_id:
+            run.task_id = task_id
+        run.save(update_fields=["status", "started_at", "attempts", "task_id"])
+
+    started = time.perf_counter()
+    try:
+        dataset = dataset_load(run.data_path)
+        TrainingRun.objects.filter(pk=run_id).update(data_sha256=dataset.sha256)
+        result = train(
+            algorithm=run.algorithm, dataset=dataset, params=run.params, test_size=run.test_size, seed=run.seed
+        )
+        activate, note = promotion_decision(model_name=run.model_name, metrics=result.metrics, mode=run.activation)
+        version = registry.model_version_register(
+            model_name=run.model_name,
+            pipeline=result.pipeline,
+            info=registry.NewVersion(
+                algorithm=result.algorithm,
+                params=result.estimator_params,
+                metrics=result.metrics,
+                classification_report=result.classification_report,
+                confusion_matrix=result.confusion_matrix,
+                classes=result.classes,
+                class_values=result.class_values,
+                feature_names=result.feature_names,
+                dataset={**result.dataset, "test_size": result.test_size, "seed": result.seed},
+                n_train=result.n_train,
+                n_test=result.n_test,
+                training_seconds=result.seconds,
+                library_versions=library_versions(),
+                estimator=estimator_name(result.pipeline),
+                extra_files={
+                    "confusion_matrix.png": confusion_matrix_png(result, f"{run.model_name} ({run.algorithm})")
+                },
+            ),
+            activate=activate,
+            activation_note=note,
+            user=run.triggered_by,
+            triggered_by=f"{run.trigger} run {run.pk}" + (f" by {run.triggered_by}" if run.triggered_by else ""),
+        )
+    except (DatasetError, ParamError) as exc:
+        _finish(run_id, status=TrainingRun.Status.FAILED, error=str(exc))
+    except Exception as exc:
+        logger.exception("training run %s failed", run_id)
+        _finish(run_id, status=TrainingRun.Status.FAILED, error=_describe_failure(exc))
+    else:
+        _finish(run_id, status=TrainingRun.Status.SUCCEEDED, version=version, activated=activate, activation_note=note)
+        logger.info("run %s trained %s in %.2fs (%s)", run_id, version, time.perf_counter() - started, note)
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def _describe_failure(exc: Exception) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return (
+            f"training took longer than the soft time limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT}s "
+            "(PENGUIN_TRAINING_SOFT_TIME_LIMIT); try fewer estimators or raise the limit"
+        )
+    if isinstance(exc, OSError):
+        return (
+            f"could not write the model files: {exc.strerror or exc} "
+            "(check that PENGUIN_ARTIFACTS_DIR is writable and has space)"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
+def training_run_fail_stale(*, older_than_seconds: float) -> int:
+    """Fail runs stuck in 'running' (their worker died); returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=cutoff)
+    count = 0
+    for run in stale:
+        _finish(run.pk, status=TrainingRun.Status.FAILED, error="the worker stopped before the run finished")
+        count += 1
+    return count
