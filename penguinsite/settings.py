@@ -257,6 +257,7 @@ STORAGES = {
 }
 # Serve straight from the apps' folders when collectstatic has not run (tests, laptops).
 WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "admin").exists()
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
