@@ -58,9 +58,7 @@ def test_models_lists_every_default_model_sorted_with_metrics(client, default_mo
     for item in body["available_models"]:
         assert item["endpoint"] == f"POST /classify/{item['name']}"
         assert set(item["metrics"]) == {"train_accuracy", "test_accuracy", "test_precision", "test_recall", "test_f1"}
-        assert item["metrics"] == {
-            key: default_models[item["name"]].metrics[key] for key in item["metrics"]
-        }
+        assert item["metrics"] == {key: default_models[item["name"]].metrics[key] for key in item["metrics"]}
 
 
 @pytest.mark.parametrize("species", ["Adelie", "Chinstrap", "Gentoo"])
@@ -219,7 +217,9 @@ def _legacy_pickle():
         ]
     )
     target = np.array([int(r["species"]) for r in rows])
-    pipeline = Pipeline([("scaler", StandardScaler()), ("clf", RandomForestClassifier(n_estimators=20, random_state=1))])
+    pipeline = Pipeline(
+        [("scaler", StandardScaler()), ("clf", RandomForestClassifier(n_estimators=20, random_state=1))]
+    )
     return pipeline.fit(features, target)
 
 
