@@ -41,5 +41,10 @@ worker: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# docker-compose.yml's own commands against the local PostgreSQL and Redis (DATABASE_URL,
+# CELERY_BROKER_URL), then the README's tour over HTTP; tests/test_stack.py runs it in CI.
+stack-check: $(STAMP)
+	$(BIN)/python scripts/stack_check.py
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,4 +1,9 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes.
+
+``/readyz`` must answer fast whatever is down (an orchestrator probes it every few
+seconds with a short timeout), so each check fails fast: the broker check gives Redis
+BROKER_TIMEOUT_SECONDS to connect and answer PING, with no retries.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,10 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
+from kombu import Connection
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from . import artifacts
 
@@ -19,23 +28,40 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+# Connect and PING budget for the broker: a local Redis answers in about a millisecond.
+BROKER_TIMEOUT_SECONDS = 0.05
+
+
 def _check_database() -> str | None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as exc:
+        connection.close_if_unusable_or_obsolete()
         return f"database unreachable: {type(exc).__name__}"
     return None
 
 
 def _check_broker() -> str | None:
-    if not settings.CELERY_BROKER_URL:
+    url = settings.CELERY_BROKER_URL
+    if not url:
         return None
-    from penguinsite.celery import app
-
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=0, timeout=1)
+        if url.startswith(("redis://", "rediss://")):
+            # redis-py's default client retries with back-off; a probe must not.
+            client = Redis.from_url(
+                url,
+                socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+                socket_timeout=BROKER_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 0),
+            )
+            try:
+                client.ping()
+            finally:
+                client.close()
+        else:
+            with Connection(url, connect_timeout=BROKER_TIMEOUT_SECONDS) as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT_SECONDS)
     except Exception as exc:
         return f"broker unreachable: {type(exc).__name__}"
     return None

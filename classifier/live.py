@@ -6,16 +6,23 @@ At most once every ``PENGUIN_REGISTRY_REFRESH_SECONDS`` (1 s by default) a proce
 reloads the active versions when another process changed them. Between checks a request
 costs no file-system scan and no registry query: a new version or a dropped-in file is
 picked up by every gunicorn worker within about a second.
+
+Each check also stats the active versions' files (one ``stat`` per file, nothing read): a
+file that changed since the last check is hashed again, and one that no longer matches
+the registry marks its version broken. Otherwise a process that loaded a version before
+its file was tampered with or truncated would go on serving it from memory while every
+process that loads it afresh refuses it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 from django.conf import settings
 
-from . import selectors, services
+from . import artifacts, selectors, services
 from .selectors import ServingEntry
 
 
@@ -26,6 +33,7 @@ class LiveRegistry:
         self._generation: int | None = None
         self._fingerprint: tuple | None = None
         self._entries: dict[str, ServingEntry] = {}
+        self._file_stats: dict[str, tuple | None] = {}  # file → (inode, size, mtime, ctime) last seen
 
     def invalidate(self) -> None:
         """Forget what was seen so the next call re-reads disk and registry."""
@@ -33,6 +41,7 @@ class LiveRegistry:
             self._checked_at = float("-inf")
             self._generation = None
             self._fingerprint = None
+            self._file_stats = {}
 
     def refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -47,9 +56,39 @@ class LiveRegistry:
             generation = selectors.registry_generation()
             if generation != self._generation:
                 self._entries = selectors.registry_active_entries()
+            if self._files_changed_and_refused():
+                generation = selectors.registry_generation()
+                self._entries = selectors.registry_active_entries()
             self._fingerprint = fingerprint
             self._generation = generation
             self._checked_at = time.monotonic()
+
+    def _files_changed_and_refused(self) -> bool:
+        """Stat the active versions' files; re-verify changed ones. True if one was marked broken."""
+        seen: dict[str, tuple | None] = {}
+        refused = False
+        for entry in self._entries.values():
+            if entry.broken_reason:
+                continue
+            for relative, sha256 in ((entry.artifact_path, entry.sha256), (entry.onnx_path, entry.onnx_sha256)):
+                if not relative:
+                    continue
+                path = str(artifacts.absolute(relative))
+                try:
+                    stat = os.stat(path)
+                    signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+                except OSError:
+                    signature = None
+                seen[path] = signature
+                if path not in self._file_stats or self._file_stats[path] == signature:
+                    continue
+                try:
+                    artifacts.read_verified(relative, sha256)
+                except artifacts.ArtifactError as exc:
+                    services.model_version_mark_broken(version_id=entry.version_id, reason=str(exc))
+                    refused = True
+        self._file_stats = seen
+        return refused
 
     def entries(self) -> dict[str, ServingEntry]:
         self.refresh()

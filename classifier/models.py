@@ -163,6 +163,13 @@ class Prediction(models.Model):
             models.Index(fields=["version", "-id"], name="prediction_version_id"),
             # "Predictions of species S, newest first".
             models.Index(fields=["species_id", "-id"], name="prediction_species_id"),
+            # Live accuracy per version (API version list/detail): only rows with feedback are
+            # indexed, so the count reads a few index entries instead of every prediction.
+            models.Index(
+                fields=["version", "true_species_id", "species_id"],
+                condition=Q(true_species_id__isnull=False),
+                name="prediction_feedback",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(species_id__in=[1, 2, 3]), name="prediction_species_valid"),

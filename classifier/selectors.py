@@ -86,3 +86,21 @@ def version_live_accuracy(*, version: ModelVersion) -> dict:
         "correct": stats["correct"] or 0,
         "accuracy": (stats["correct"] / labelled) if labelled else None,
     }
+
+
+def versions_live_accuracy(*, version_ids: list[int]) -> dict[int, dict]:
+    """``version_live_accuracy`` for many versions in one query (versions without feedback are absent)."""
+    rows = (
+        Prediction.objects.filter(version_id__in=version_ids, true_species_id__isnull=False)
+        .order_by()
+        .values("version_id")
+        .annotate(labelled=Count("id"), correct=Count("id", filter=Q(true_species_id=F("species_id"))))
+    )
+    return {
+        row["version_id"]: {
+            "labelled": row["labelled"],
+            "correct": row["correct"],
+            "accuracy": row["correct"] / row["labelled"],
+        }
+        for row in rows
+    }

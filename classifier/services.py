@@ -14,10 +14,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import artifacts
+from . import artifacts, metrics, onnx_runtime
 from .encoding import SPECIES, row_to_input
 from .models import MLModel, ModelActivation, ModelVersion, Prediction, RegistryState
-from .serving import LoadedModel, ModelUnusable, inspect_estimator, load_version
+from .serving import Inspection, LoadedModel, ModelUnusable, inspect_estimator, load_version
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,29 @@ class NewVersion:
     extra_files: dict[str, bytes] = field(default_factory=dict)  # file name → bytes, beside the model
 
 
+def _fast_path_export(estimator: Any, inspection: Inspection | None = None) -> onnx_runtime.Export:
+    """The estimator converted for onnxruntime and checked for parity, or why it is not."""
+    try:
+        return onnx_runtime.onnx_export(estimator, inspection or inspect_estimator(estimator))
+    except Exception as exc:  # the pickle still serves: never fail a registration over the fast path
+        logger.exception("ONNX export failed unexpectedly")
+        return onnx_runtime.Export(None, f"ONNX export failed ({type(exc).__name__}: {str(exc)[:200]})")
+
+
+def _runtime_fields(export: onnx_runtime.Export, folder: Path) -> dict[str, str]:
+    """Store the ONNX file (when parity holds) in the version's folder; the row's runtime fields."""
+    if not export.ok:
+        return {"runtime": ModelVersion.Runtime.SKLEARN, "runtime_reason": export.reason}
+    path = folder / onnx_runtime.FILE_NAME
+    artifacts.write_atomic(path, export.data)
+    return {
+        "runtime": ModelVersion.Runtime.ONNX,
+        "runtime_reason": "",
+        "onnx_path": artifacts.relative(path),
+        "onnx_sha256": artifacts.sha256_bytes(export.data),
+    }
+
+
 def model_version_register(
     *,
     model_name: str,
@@ -104,8 +127,11 @@ def model_version_register(
 
     The file is written atomically into the version's own folder before the row exists,
     so no row ever points at a half-written file; older versions' files are untouched.
+    Beside it goes ``model.onnx`` when the pipeline converts with parity (runtime ``onnx``);
+    otherwise the version is served by scikit-learn and ``runtime_reason`` says why.
     """
     data = artifacts.dump(pipeline)
+    export = _fast_path_export(pipeline)  # before taking the registry lock: it takes a moment
     with transaction.atomic():
         _lock_registry()
         model, _ = MLModel.objects.select_for_update().get_or_create(
@@ -120,6 +146,7 @@ def model_version_register(
             artifacts.write_atomic(folder / file_name, content)
             if file_name.endswith(".png"):
                 confusion_path = artifacts.relative(folder / file_name)
+        runtime_fields = _runtime_fields(export, folder)
         version = ModelVersion.objects.create(
             model=model,
             number=number,
@@ -145,6 +172,7 @@ def model_version_register(
             triggered_by=triggered_by,
             created_by=user if user is not None and user.is_authenticated else None,
             activation_note=activation_note,
+            **runtime_fields,
         )
         if not model.algorithm:
             model.algorithm = info.algorithm
@@ -212,21 +240,26 @@ def drop_folder_fingerprint() -> tuple:
     return tuple(sorted(result))
 
 
-def _describe_file(data: bytes) -> tuple[dict[str, Any], str]:
-    """Metadata for a dropped-in file, or the reason it cannot serve."""
+def _describe_file(data: bytes) -> tuple[dict[str, Any], str, onnx_runtime.Export | None]:
+    """Metadata for a dropped-in file, or the reason it cannot serve; and its ONNX export."""
     try:
         obj = artifacts.unpickle(data)
         inspection = inspect_estimator(obj)
     except (artifacts.ArtifactError, ModelUnusable) as exc:
-        return {}, str(exc)
+        return {}, str(exc), None
     estimator = inspection.estimator
-    return {
-        "estimator": estimator,
-        "algorithm": estimator.rsplit(".", 1)[-1].lower().removesuffix("classifier") or "unknown",
-        "classes": inspection.classes,
-        "class_values": [value.item() if hasattr(value, "item") else value for value in inspection.class_values],
-        "feature_names": list(inspection.feature_names),
-    }, ""
+    export = _fast_path_export(obj, inspection)
+    return (
+        {
+            "estimator": estimator,
+            "algorithm": estimator.rsplit(".", 1)[-1].lower().removesuffix("classifier") or "unknown",
+            "classes": inspection.classes,
+            "class_values": [value.item() if hasattr(value, "item") else value for value in inspection.class_values],
+            "feature_names": list(inspection.feature_names),
+        },
+        "",
+        export,
+    )
 
 
 def registry_sync(*, actor: str = "sync") -> SyncReport:
@@ -311,11 +344,15 @@ def _sync_file(relative_path: str, path: Path, versions: list[ModelVersion], rep
         if not version.broken_reason:
             version.broken_reason = "the file in models/ was replaced by a newer version"
             version.save(update_fields=["broken_reason"])
-    metadata, broken_reason = _describe_file(data)
+    metadata, broken_reason, export = _describe_file(data)
     model, _ = MLModel.objects.get_or_create(name=name, defaults={"algorithm": metadata.get("algorithm", "")})
+    number = _next_number(model)
+    # Dropped-in and legacy pickles are converted too; the ONNX file goes to the version's
+    # own registry folder, never into models/ (the earlier service's folder).
+    runtime_fields = _runtime_fields(export, artifacts.version_dir(name, number)) if export is not None else {}
     version = ModelVersion.objects.create(
         model=model,
-        number=_next_number(model),
+        number=number,
         source=ModelVersion.Source.DISCOVERED,
         algorithm=metadata.get("algorithm", ""),
         estimator=metadata.get("estimator", ""),
@@ -329,6 +366,7 @@ def _sync_file(relative_path: str, path: Path, versions: list[ModelVersion], rep
         broken_reason=broken_reason,
         triggered_by=actor,
         activation_note="discovered in models/",
+        **runtime_fields,
     )
     # The file in models/ is what the earlier service served: it becomes the active version,
     # broken or not, so that GET /models shows what is there and why it cannot serve.
@@ -371,14 +409,11 @@ def prediction_make(
     started = time.perf_counter() if started is None else started
     entry = live_registry.entry(model_name, version_number=version_number)
     loaded = _load_entry(entry)
-    species = loaded.predict(matrix)
-    probabilities = None
-    if with_probabilities:
-        if not loaded.has_proba:
-            raise NoProbabilities(
-                f"{model_name} v{entry.number} ({entry.estimator or 'this estimator'}) does not estimate probabilities."
-            )
-        probabilities = loaded.predict_proba(matrix)
+    if with_probabilities and not loaded.has_proba:
+        raise NoProbabilities(
+            f"{model_name} v{entry.number} ({entry.estimator or 'this estimator'}) does not estimate probabilities."
+        )
+    species, probabilities = loaded.predict_with_proba(matrix, with_proba=with_probabilities)
     latency_ms = (time.perf_counter() - started) * 1000.0
     ids = prediction_log(
         model_id=entry.model_id,
@@ -389,6 +424,7 @@ def prediction_make(
         latency_ms=latency_ms,
         endpoint=endpoint,
     )
+    metrics.predictions_record(model_name=entry.model_name, version_number=entry.number, species_ids=species)
     return PredictionOutcome(
         model_name=entry.model_name,
         version_id=entry.version_id,
@@ -403,7 +439,14 @@ def _load_entry(entry) -> LoadedModel:
     if entry.broken_reason:
         raise ModelBroken(f"{entry.model_name} v{entry.number} cannot serve: {entry.broken_reason}.")
     try:
-        return load_version(version_id=entry.version_id, artifact_path=entry.artifact_path, sha256=entry.sha256)
+        return load_version(
+            version_id=entry.version_id,
+            artifact_path=entry.artifact_path,
+            sha256=entry.sha256,
+            runtime=entry.runtime,
+            onnx_path=entry.onnx_path,
+            onnx_sha256=entry.onnx_sha256,
+        )
     except (artifacts.ArtifactError, ModelUnusable) as exc:
         model_version_mark_broken(version_id=entry.version_id, reason=str(exc))
         raise ModelBroken(f"{entry.model_name} v{entry.number} cannot serve: {exc}.") from None
@@ -442,3 +485,19 @@ def prediction_log(
         return [rows[0].pk]
     created = Prediction.objects.bulk_create(rows)
     return [row.pk for row in created]
+
+
+def prediction_feedback_record(
+    *, prediction: Prediction, species_id: int, user: AbstractBaseUser | None = None
+) -> Prediction:
+    """Record the true species of a logged prediction, with who and when.
+
+    Sending feedback again replaces the earlier answer (a correction).
+    """
+    if species_id not in SPECIES:
+        raise ValueError(f"species_id must be one of {sorted(SPECIES)}; got {species_id!r}")
+    prediction.true_species_id = species_id
+    prediction.feedback_at = timezone.now()
+    prediction.feedback_by = user if user is not None and user.is_authenticated else None
+    prediction.save(update_fields=["true_species_id", "feedback_at", "feedback_by"])
+    return prediction

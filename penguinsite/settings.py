@@ -132,6 +132,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every response (redirects and errors included) is counted, timed and
+    # carries X-Request-ID, and every log line written while answering names the request.
+    "classifier.middleware.RequestIdMiddleware",
+    "classifier.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "classifier.middleware.JsonErrorMiddleware",
@@ -207,6 +211,11 @@ CELERY_TASK_TIME_LIMIT = env_int("PENGUIN_TRAINING_TIME_LIMIT", 660, minimum=2)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# The queue training tasks are sent to and workers consume. Deployments sharing one Redis
+# database use different names (the CI stack check does, beside the suite's own workers).
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "") or "celery"
+# Worker logs go through LOGGING below (JSON lines like the web's), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- The service's own settings -------------------------------------------------------------
 PENGUIN_ARTIFACTS_DIR = Path(env_str("PENGUIN_ARTIFACTS_DIR", str(VAR_DIR / "artifacts"))).resolve()
@@ -215,21 +224,70 @@ PENGUIN_DATA_PATH = Path(env_str("PENGUIN_DATA_PATH", str(BASE_DIR / "data" / "p
 PENGUIN_REGISTRY_REFRESH_SECONDS = env_float("PENGUIN_REGISTRY_REFRESH_SECONDS", 1.0, minimum=0.0)
 # A new version is not activated when its test F1 is worse than the active one's by more.
 PENGUIN_PROMOTION_MARGIN = env_float("PENGUIN_PROMOTION_MARGIN", 0.02, minimum=0.0)
+# A run whose worker dies this many times (killed, out of memory) ends failed instead of
+# being redelivered forever (acks_late requeues the message each time).
+PENGUIN_TRAINING_MAX_ATTEMPTS = env_int("PENGUIN_TRAINING_MAX_ATTEMPTS", 3, minimum=1)
 PENGUIN_MAX_BATCH = env_int("PENGUIN_MAX_BATCH", 20_000, minimum=1)
 PENGUIN_MODEL_CACHE_SIZE = env_int("PENGUIN_MODEL_CACHE_SIZE", 32, minimum=1)
 
 # Bodies larger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PENGUIN_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
 
+# --- Cache (API rate limits) -------------------------------------------------------------
+# The throttles count requests in this cache, so every gunicorn worker must share it:
+# Redis whenever one is configured (PENGUIN_CACHE_URL, else the Redis broker), else the
+# process-local memory cache of the embedded default.
+_cache_url = env_str("PENGUIN_CACHE_URL") or (
+    CELERY_BROKER_URL if urlparse(CELERY_BROKER_URL).scheme in {"redis", "rediss"} else ""
+)
+if _cache_url:
+    _check_url("PENGUIN_CACHE_URL", _cache_url, {"redis", "rediss"})
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url,
+            "KEY_PREFIX": "penguin",
+            # A dead Redis must cost a request milliseconds, not the default minutes.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "penguin"}}
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as ``6000/min``; ``off`` (or empty) disables the limit."""
+    raw = (env_str(name) or default).strip()
+    if raw.lower() in {"", "off", "none"}:
+        return None
+    count, sep, period = raw.partition("/")
+    if not (sep and count.isdigit() and int(count) > 0 and period[:1] in {"s", "m", "h", "d"}):
+        raise ImproperlyConfigured(f"{name}: expected a rate like 6000/min, 100/s or 'off'; got {raw!r}.")
+    return raw
+
+
 # --- REST framework ----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Token first: its WWW-Authenticate header makes an anonymous write 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
+    # Every API view (compatible endpoints included) is rate-limited per client IP or user.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "classifier.api.throttling.AnonRateThrottle",
+        "classifier.api.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("PENGUIN_THROTTLE_ANON", "6000/min"),
+        "user": env_rate("PENGUIN_THROTTLE_USER", "12000/min"),
+    },
+    # How many proxies sit in front of gunicorn: 0 ignores X-Forwarded-For, so a client
+    # cannot dodge its rate limit by sending a made-up address.
+    "NUM_PROXIES": env_int("PENGUIN_NUM_PROXIES", 0, minimum=0),
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "classifier.api.errors.exception_handler",
@@ -246,6 +304,21 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Stable names for the choice sets that share a field name (status) or a value list.
+    "ENUM_NAME_OVERRIDES": {
+        "SpeciesNameEnum": ["Adelie", "Chinstrap", "Gentoo"],
+        "VersionStatusEnum": ["active", "inactive", "broken"],
+        "ModelReadinessEnum": ["ready", "broken"],
+        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+    },
+    # API v1 routes take an optional trailing slash; document them without it.
+    "PREPROCESSING_HOOKS": ["classifier.api.schema.strip_optional_trailing_slash"],
+    # Every API view is rate-limited: document the 429 (with Retry-After) on each operation,
+    # and give every error response an example.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "classifier.api.schema.complete_error_responses",
+    ],
 }
 
 # --- Static files, i18n, logging ---------------------------------------------------------
@@ -264,10 +337,19 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# One JSON object per line, tagged with the request id (penguinsite/logs.py); gunicorn's
+# error and access logs use the same formatter. PENGUIN_LOG_FORMAT=text for a terminal.
+_log_format = (env_str("PENGUIN_LOG_FORMAT", "json") or "json").strip().lower()
+if _log_format not in {"json", "text"}:
+    raise ImproperlyConfigured(f"PENGUIN_LOG_FORMAT: expected json or text; got {_log_format!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "penguinsite.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": _log_format}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
@@ -285,3 +367,6 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
     if env_bool("DJANGO_BEHIND_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Probes and the Prometheus scraper talk plain HTTP to the container from inside the
+    # network; redirecting them to https would make a healthy service look down.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

@@ -1,4 +1,4 @@
-"""URL configuration: the compatible endpoints, API v1, schema/docs, health, admin."""
+"""URL configuration: the compatible endpoints, API v1, schema/docs, health, metrics, admin."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from classifier.api import compat
 from classifier.health import healthz, readyz
+from classifier.metrics import MetricsView
 
 urlpatterns = [
     path("models", compat.ModelsView.as_view(), name="compat-models"),
@@ -16,6 +17,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
 ]
 

@@ -11,6 +11,8 @@ from django.conf import settings as django_settings
 from classifier.live import live_registry
 from classifier.serving import loaded_cache
 
+from .servers import live_stack  # noqa: F401  (session fixture: gunicorn + private PostgreSQL and Redis)
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "penguins.csv"
 DATA_V1 = REPO / "data" / "penguins_v1.csv"

@@ -11,6 +11,7 @@ import io
 import logging
 import platform
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,15 @@ from classifier import services as registry
 from classifier.models import MLModel, model_name_validator
 from classifier.serving import estimator_name
 
-from .catalogue import ParamError, algorithm_get
+from .catalogue import CATALOGUE, ParamError, algorithm_get
 from .datasets import DatasetError, dataset_load
 from .models import TrainingRun
 from .trainer import TrainingResult, train
 
 logger = logging.getLogger(__name__)
+
+
+ACTIVATION_MODES = ("policy", "never", "force")
 
 
 class TrainingConflict(Exception):
@@ -147,8 +151,15 @@ def training_run_create(
     activation: str = "policy",
     trigger: str = TrainingRun.Trigger.COMMAND,
     user: AbstractBaseUser | None = None,
+    task_id: str = "",
 ) -> TrainingRun:
-    """Record a queued run after validating it; one active run per model."""
+    """Record a queued run after validating it; one active run per model.
+
+    Raises ParamError (naming the field) for a bad request and TrainingConflict when a run
+    for the same model is already queued or running.
+    """
+    if activation not in ACTIVATION_MODES:
+        raise ParamError("activate", f"activate must be one of {', '.join(ACTIVATION_MODES)}; got {activation!r}.")
     name, path = training_request_validate(
         algorithm=algorithm, params=params, model_name=model_name, data_path=data_path, test_size=test_size
     )
@@ -166,6 +177,7 @@ def training_run_create(
                 activation=activation,
                 trigger=trigger,
                 triggered_by=user if user is not None and user.is_authenticated else None,
+                task_id=task_id,
             )
     except IntegrityError:
         active = TrainingRun.objects.filter(model_name=name, status__in=TrainingRun.ACTIVE_STATUSES).first()
@@ -175,24 +187,80 @@ def training_run_create(
         ) from None
 
 
-def training_run_start(**kwargs: Any) -> TrainingRun:
-    """Create a run and send it to a worker once committed (or run it here without a broker)."""
-    from .tasks import train_model_task
+def training_run_start(*, in_process: bool | None = None, **kwargs: Any) -> TrainingRun:
+    """Record a run and train it: in a Celery worker, or here in this process.
 
-    run = training_run_create(**kwargs)
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        training_run_execute(run_id=run.pk)
-        run.refresh_from_db()
-        return run
-    try:
-        result = train_model_task.apply_async(args=[run.pk], retry=False)
-    except Exception as exc:  # broker down: record it, do not leave the run queued forever
-        message = f"could not queue the run: the broker is unavailable ({type(exc).__name__}). Try again later."
-        _finish(run.pk, status=TrainingRun.Status.FAILED, error=message)
-        raise TrainingQueueUnavailable(message) from exc
-    TrainingRun.objects.filter(pk=run.pk, task_id="").update(task_id=result.id or "")
+    ``in_process=None`` sends the run to a worker when a broker is configured and trains
+    here when none is (the embedded default); ``True`` always trains here (``train_model``
+    in the foreground). A queued run is sent once the surrounding transaction commits, so
+    a worker never looks for a row it cannot see yet. Outside a transaction a broker that
+    cannot take the run raises TrainingQueueUnavailable (the run is recorded as failed);
+    inside one the same failure is recorded on the run and logged.
+    Other keyword arguments are those of ``training_run_create``; raises ParamError and
+    TrainingConflict.
+    """
+    if in_process is None:
+        in_process = settings.CELERY_TASK_ALWAYS_EAGER
+    if in_process:
+        run = training_run_create(**kwargs)
+        return training_run_execute(run_id=run.pk)
+    run = training_run_create(**kwargs, task_id=str(uuid.uuid4()))
+    # Inside a transaction, a broker failure after the commit is recorded on the run and
+    # logged (robust) rather than raised out of the caller's commit.
+    in_transaction = transaction.get_connection().in_atomic_block
+    run_id, task_id = run.pk, run.task_id
+
+    def enqueue_training_run() -> None:  # a named function: Django logs a robust callback by name
+        _enqueue(run_id=run_id, task_id=task_id)
+
+    transaction.on_commit(enqueue_training_run, robust=in_transaction)
     run.refresh_from_db()
     return run
+
+
+def training_run_retrain(
+    *, model_name: str, trigger: str, user: AbstractBaseUser | None = None, in_process: bool | None = None
+) -> TrainingRun:
+    """Train a model again with the algorithm, params, data, split and seed of its last good run.
+
+    A model that never trained here (a discovered file) is trained with its algorithm's
+    defaults when the catalogue knows it; otherwise ParamError says to train a new model.
+    """
+    model = MLModel.objects.filter(name=model_name).first()
+    algorithm = model.algorithm if model else ""
+    if algorithm not in CATALOGUE:
+        raise ParamError(
+            "algorithm",
+            f"{model_name} cannot be retrained: its algorithm {algorithm or '(unknown)'!r} is not in the catalogue "
+            f"({', '.join(CATALOGUE)}); train a new model with one of those instead.",
+        )
+    succeeded = TrainingRun.objects.filter(model_name=model_name, status=TrainingRun.Status.SUCCEEDED)
+    last = succeeded.order_by("-id").first()
+    data_path = last.data_path if last and Path(last.data_path).is_file() else None
+    return training_run_start(
+        in_process=in_process,
+        algorithm=algorithm,
+        params=last.params if last else {},
+        model_name=model_name,
+        data_path=data_path,
+        test_size=last.test_size if last else 0.2,
+        seed=last.seed if last else 42,
+        trigger=trigger,
+        user=user,
+    )
+
+
+def _enqueue(*, run_id: int, task_id: str) -> None:
+    from .tasks import train_model_task
+
+    try:
+        # retry=False: a broker that is down answers now, not after minutes of retries.
+        train_model_task.apply_async(args=[run_id], task_id=task_id, retry=False)
+    except Exception as exc:  # broker down: record it, do not leave the run queued forever
+        logger.warning("could not queue training run %s: %s", run_id, exc)
+        message = f"could not queue the run: the broker is unavailable ({type(exc).__name__}). Try again later."
+        _finish(run_id, status=TrainingRun.Status.FAILED, error=message)
+        raise TrainingQueueUnavailable(message) from exc
 
 
 def _finish(run_id: int, **fields: Any) -> None:
@@ -205,12 +273,35 @@ def _finish(run_id: int, **fields: Any) -> None:
 
 
 def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
-    """Train the run's model and register the version. Idempotent for finished runs."""
+    """Train the run's model and register the version; returns the finished run.
+
+    Safe to call again for the same run (a redelivered task): a finished run is left as
+    it is, a message that is not the run's own task is ignored, and a run found still
+    ``running`` (its previous attempt's worker died) is tried again until it has used
+    PENGUIN_TRAINING_MAX_ATTEMPTS attempts, then recorded as failed.
+    """
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().get(pk=run_id)
         if not run.is_active:
             logger.info("run %s already %s; nothing to do", run_id, run.status)
             return run
+        if task_id and run.task_id and task_id != run.task_id:
+            logger.warning("ignoring task %s for run %s, which belongs to task %s", task_id, run_id, run.task_id)
+            return run
+        if run.status == TrainingRun.Status.RUNNING:
+            limit = settings.PENGUIN_TRAINING_MAX_ATTEMPTS
+            if run.attempts >= limit:
+                _finish(
+                    run_id,
+                    status=TrainingRun.Status.FAILED,
+                    error=(
+                        f"the worker stopped {run.attempts} times while training this run (killed, out of memory "
+                        f"or shut down), so it was not tried again (PENGUIN_TRAINING_MAX_ATTEMPTS={limit}). "
+                        "Check the worker's log and memory; smaller params may help."
+                    ),
+                )
+                return TrainingRun.objects.get(pk=run_id)
+            logger.warning("run %s: attempt %s was lost with its worker; trying again", run_id, run.attempts)
         run.status = TrainingRun.Status.RUNNING
         run.started_at = timezone.now()
         run.attempts += 1
@@ -264,13 +355,19 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
     return TrainingRun.objects.get(pk=run_id)
 
 
-def _describe_failure(exc: Exception) -> str:
-    from celery.exceptions import SoftTimeLimitExceeded
+def _describe_failure(exc: BaseException) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
     if isinstance(exc, SoftTimeLimitExceeded):
         return (
-            f"training took longer than the soft time limit of {settings.CELERY_TASK_SOFT_TIME_LIMIT}s "
-            "(PENGUIN_TRAINING_SOFT_TIME_LIMIT); try fewer estimators or raise the limit"
+            f"training took longer than the soft time limit of {_soft_time_limit():g}s "
+            "(PENGUIN_TRAINING_SOFT_TIME_LIMIT) and was stopped; try fewer estimators or raise the limit"
+        )
+    if isinstance(exc, TimeLimitExceeded):
+        limit = exc.args[0] if exc.args else settings.CELERY_TASK_TIME_LIMIT
+        return (
+            f"training was killed at the hard time limit of {limit:g}s "
+            "(PENGUIN_TRAINING_TIME_LIMIT); try fewer estimators or raise the limits"
         )
     if isinstance(exc, OSError):
         return (
@@ -280,12 +377,80 @@ def _describe_failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def training_run_fail_stale(*, older_than_seconds: float) -> int:
-    """Fail runs stuck in 'running' (their worker died); returns how many."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=cutoff)
-    count = 0
-    for run in stale:
-        _finish(run.pk, status=TrainingRun.Status.FAILED, error="the worker stopped before the run finished")
-        count += 1
-    return count
+def _soft_time_limit() -> float:
+    """The soft limit of the task running now (it may be set per task), else the setting's."""
+    from celery import current_task
+
+    limits = getattr(getattr(current_task, "request", None), "timelimit", None) or (None, None)
+    return limits[1] or settings.CELERY_TASK_SOFT_TIME_LIMIT
+
+
+def training_run_abort(*, run_id: int, exc: BaseException) -> bool:
+    """Record a run as failed because its task failed outside the trainer's own handling.
+
+    Called by the task's failure hook (a hard time limit, a database error mid-run). A run
+    that already finished is left alone. Returns whether the run was changed.
+    """
+    run = TrainingRun.objects.filter(pk=run_id, status__in=TrainingRun.ACTIVE_STATUSES).first()
+    if run is None:
+        return False
+    _finish(run_id, status=TrainingRun.Status.FAILED, error=_describe_failure(exc))
+    return True
+
+
+def stale_after_seconds() -> float:
+    """How long a run may stay ``running`` before it is certainly dead.
+
+    A worker kills a task at the hard time limit, so a run started longer ago than that
+    (plus a minute's grace for registering the version) has no worker left.
+    """
+    return float(settings.CELERY_TASK_TIME_LIMIT + 60)
+
+
+def training_run_fail_stale(
+    *, older_than_seconds: float | None = None, queued_older_than_seconds: float | None = None
+) -> list[int]:
+    """The recovery sweep: fail runs whose worker or message is gone; returns their ids.
+
+    A run ``running`` since before ``older_than_seconds`` (default: the hard time limit
+    plus a minute) lost its worker. Queued runs are left alone unless
+    ``queued_older_than_seconds`` is given: a queued message normally waits in the broker
+    until a worker takes it, and only an operator knows when it was lost (broker wiped).
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_after_seconds() if older_than_seconds is None else older_than_seconds)
+    failed: list[int] = []
+    for run in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=cutoff):
+        started = run.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        error = (
+            f"the worker stopped before the run finished (attempt {run.attempts}, started {started} UTC) "
+            "and nothing took it over; start it again"
+        )
+        if _finish_if_status(run.pk, TrainingRun.Status.RUNNING, error):
+            failed.append(run.pk)
+    if queued_older_than_seconds is not None:
+        queued_cutoff = now - timedelta(seconds=queued_older_than_seconds)
+        for run in TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, queued_at__lt=queued_cutoff):
+            error = "no worker took the run from the queue (the message was lost); start it again"
+            if _finish_if_status(run.pk, TrainingRun.Status.QUEUED, error):
+                failed.append(run.pk)
+    for run_id in failed:
+        logger.warning("training run %s recorded as failed by the recovery sweep", run_id)
+    return failed
+
+
+def _finish_if_status(run_id: int, status: str, error: str) -> bool:
+    """Fail the run only if it is still in ``status`` (it may have moved on meanwhile)."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id, status=status).first()
+        if run is None:
+            return False
+        started = run.started_at or run.queued_at
+        TrainingRun.objects.filter(pk=run_id).update(
+            status=TrainingRun.Status.FAILED,
+            error=error,
+            finished_at=now,
+            duration_seconds=(now - started).total_seconds(),
+        )
+    return True

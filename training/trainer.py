@@ -88,7 +88,9 @@ def train(
         # SVC(probability=True) is deprecated from scikit-learn 1.9 (removed in 1.11); the
         # pinned version still supports it and the earlier service's svm used it.
         warnings.filterwarnings("ignore", message=".*probability.*", category=FutureWarning)
-        cv_scores = cross_val_score(pipeline, x_train, y_train, cv=folds, scoring="accuracy")
+        # error_score="raise": a fold that fails (or a worker's soft time limit firing inside
+        # it) must stop the training, not turn silently into a NaN score.
+        cv_scores = cross_val_score(pipeline, x_train, y_train, cv=folds, scoring="accuracy", error_score="raise")
         pipeline.fit(x_train, y_train)
 
     train_pred = pipeline.predict(x_train)

@@ -40,6 +40,9 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+STORAGE_UNAVAILABLE = "The model files cannot be read right now; nothing was recorded. Try again shortly."
+
+
 def error_body(detail: str, code: str, errors: dict | None = None) -> dict:
     body = {"detail": detail, "code": code}
     if errors:
@@ -71,6 +74,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             status=503,
             headers={"Retry-After": "5"},
         )
+    if isinstance(exc, OSError):
+        # The artifacts folder is unreadable (unmounted, not a folder, I/O error): a fault of
+        # the server's storage, not of the request. The path stays in the log, out of the body.
+        logger.exception("storage error while serving %s", context.get("request") and context["request"].path)
+        return Response(error_body(STORAGE_UNAVAILABLE, "storage_unavailable"), status=503, headers={"Retry-After": "5"})
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     if isinstance(exc, Http404):

@@ -9,7 +9,11 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from classifier.encoding import ISLANDS, RULES, SEXES
+from classifier.encoding import ISLANDS, RULES, SEXES, SPECIES, SPECIES_BY_NAME
+from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
+from classifier.selectors import version_live_accuracy
+from training.catalogue import CATALOGUE
+from training.models import TrainingRun
 
 
 def _any_case(word: str) -> str:
@@ -87,3 +91,262 @@ class CompatClassifySerializer(serializers.Serializer):
     model = serializers.CharField()
     species_id = serializers.IntegerField(help_text="1=Adelie, 2=Chinstrap, 3=Gentoo.")
     species_name = serializers.ChoiceField(choices=["Adelie", "Chinstrap", "Gentoo"])
+
+
+# --- API v1 ------------------------------------------------------------------------------------
+
+SPECIES_NAMES = ["Adelie", "Chinstrap", "Gentoo"]
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": 3},
+            {"type": "string", "pattern": "^(?:" + "|".join(_any_case(name) for name in SPECIES_NAMES) + ")$"},
+        ],
+        "description": "1=Adelie, 2=Chinstrap, 3=Gentoo; the id or the name, in any case.",
+        "example": 3,
+    }
+)
+class SpeciesField(serializers.Field):
+    """A species given as its id (1-3) or its name in any case; the internal value is the id."""
+
+    default_error_messages = {
+        "invalid": "Unknown species {value}; use 1 (Adelie), 2 (Chinstrap), 3 (Gentoo) or the name.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            code = SPECIES_BY_NAME.get(data.strip().lower())
+            if code is None and data.strip().isdigit():
+                code = int(data.strip()) if int(data.strip()) in SPECIES else None
+        elif isinstance(data, int) and not isinstance(data, bool) and data in SPECIES:
+            code = data
+        else:
+            code = None
+        if code is None:
+            self.fail("invalid", value=repr(data)[:40])
+        return code
+
+    def to_representation(self, value):
+        return value
+
+
+class ProbabilitiesSerializer(serializers.Serializer):
+    """Probability of each species; they sum to 1 (rounded to 6 decimals)."""
+
+    Adelie = serializers.FloatField(min_value=0.0, max_value=1.0)
+    Chinstrap = serializers.FloatField(min_value=0.0, max_value=1.0)
+    Gentoo = serializers.FloatField(min_value=0.0, max_value=1.0)
+
+
+class PenguinOutputSerializer(serializers.Serializer):
+    """A logged input, in codes: island 1-3, sex 0/1."""
+
+    island = serializers.IntegerField(help_text="1=Torgersen, 2=Biscoe, 3=Dream.")
+    bill_length_mm = serializers.FloatField()
+    bill_depth_mm = serializers.FloatField()
+    flipper_length_mm = serializers.FloatField()
+    body_mass_g = serializers.FloatField()
+    sex = serializers.IntegerField(help_text="0=female, 1=male.")
+    year = serializers.IntegerField()
+
+
+class LiveAccuracySerializer(serializers.Serializer):
+    labelled = serializers.IntegerField(help_text="Predictions of this version with feedback.")
+    correct = serializers.IntegerField(help_text="Of those, how many named the true species.")
+    accuracy = serializers.FloatField(allow_null=True, help_text="correct / labelled; null before any feedback.")
+
+
+class VersionSummarySerializer(serializers.ModelSerializer):
+    """The version a model serves, as shown inside the model."""
+
+    status = serializers.ChoiceField(choices=["active", "inactive", "broken"], read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["number", "status", "source", "algorithm", "estimator", "runtime", "metrics", "sha256", "created_at"]
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    active_version = VersionSummarySerializer(
+        allow_null=True, read_only=True, help_text="The version that serves; null when none can."
+    )
+    version_count = serializers.IntegerField(read_only=True, help_text="How many versions the model has.")
+    predict_endpoint = serializers.SerializerMethodField(help_text="Where to score with it.")
+
+    class Meta:
+        model = MLModel
+        fields = [
+            "name",
+            "algorithm",
+            "description",
+            "active_version",
+            "version_count",
+            "predict_endpoint",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_predict_endpoint(self, model: MLModel) -> str:
+        return f"POST /api/v1/models/{model.name}/predict"
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name", read_only=True)
+    status = serializers.ChoiceField(
+        choices=["active", "inactive", "broken"],
+        read_only=True,
+        help_text="active: the model serves it; broken: it cannot serve (see broken_reason).",
+    )
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
+    live_accuracy = serializers.SerializerMethodField(help_text="Accuracy against the feedback received so far.")
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "model", "number", "status", "source", "algorithm", "estimator", "params", "metrics",
+            "sha256", "size_bytes", "artifact_path", "runtime", "runtime_reason", "classes", "feature_names",
+            "library_versions", "dataset", "n_train", "n_test", "training_seconds", "broken_reason",
+            "triggered_by", "created_by", "activation_note", "created_at", "live_accuracy",
+        ]  # fmt: skip
+
+    @extend_schema_field(LiveAccuracySerializer)
+    def get_live_accuracy(self, version: ModelVersion) -> dict:
+        computed = self.context.get("live_accuracy")  # a list view computes them all in one query
+        if computed is None:
+            return version_live_accuracy(version=version)
+        return computed.get(version.pk) or {"labelled": 0, "correct": 0, "accuracy": None}
+
+
+class ActivationSerializer(serializers.ModelSerializer):
+    """One activation of a version (promotion or rollback), with who and when."""
+
+    model = serializers.CharField(source="model.name", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True, allow_null=True)
+    previous_version = serializers.IntegerField(source="previous_version.number", read_only=True, allow_null=True)
+    activated_by = serializers.CharField(source="activated_by.username", read_only=True, allow_null=True)
+    activated_at = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = ModelActivation
+        fields = ["model", "version", "previous_version", "activated_by", "actor", "reason", "activated_at"]
+
+
+class VersionDetailSerializer(VersionSerializer):
+    activations = serializers.SerializerMethodField(help_text="When it was made active, by whom (newest first).")
+
+    class Meta(VersionSerializer.Meta):
+        fields = [*VersionSerializer.Meta.fields, "classification_report", "confusion_matrix", "activations"]
+
+    @extend_schema_field(ActivationSerializer(many=True))
+    def get_activations(self, version: ModelVersion) -> list:
+        records = version.activations.select_related("model", "version", "previous_version", "activated_by")[:20]
+        return ActivationSerializer(records, many=True).data
+
+
+class ActivateRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=500, help_text="Why (kept in the audit trail)."
+    )
+
+
+class SyncReportSerializer(serializers.Serializer):
+    added = serializers.ListField(child=serializers.CharField(), help_text="New versions found on disk.")
+    removed = serializers.ListField(child=serializers.CharField(), help_text="Versions whose file was deleted.")
+    broken = serializers.ListField(child=serializers.CharField(), help_text="Versions that cannot serve.")
+    restored = serializers.ListField(child=serializers.CharField(), help_text="Versions whose file came back.")
+    unchanged = serializers.IntegerField()
+    ignored = serializers.ListField(child=serializers.CharField(), help_text="Files not named <name>_model.pkl.")
+
+
+class PredictBatchSerializer(serializers.Serializer):
+    instances = PenguinSerializer(many=True, help_text="One to PENGUIN_MAX_BATCH penguins.")
+
+
+class PredictedRowSerializer(serializers.Serializer):
+    prediction_id = serializers.IntegerField(help_text="Id of the logged row: GET /api/v1/predictions/<id>.")
+    species_id = serializers.IntegerField(help_text="1=Adelie, 2=Chinstrap, 3=Gentoo.")
+    species_name = serializers.ChoiceField(choices=SPECIES_NAMES)
+    probabilities = ProbabilitiesSerializer()
+
+
+class PredictResponseSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.IntegerField(help_text="The version that answered.")
+    count = serializers.IntegerField(help_text="Number of rows scored (and logged).")
+    predictions = PredictedRowSerializer(many=True, help_text="One per input row, in input order.")
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name", read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    inputs = PenguinOutputSerializer(read_only=True)
+    species_name = serializers.SerializerMethodField()
+    probabilities = ProbabilitiesSerializer(read_only=True, allow_null=True)
+    true_species_name = serializers.SerializerMethodField()
+    correct = serializers.SerializerMethodField(help_text="Whether the prediction was right; null without feedback.")
+    feedback_by = serializers.CharField(source="feedback_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Prediction
+        fields = [
+            "id", "model", "version", "created_at", "endpoint", "inputs", "species_id", "species_name",
+            "probabilities", "latency_ms", "true_species_id", "true_species_name", "correct", "feedback_at",
+            "feedback_by",
+        ]  # fmt: skip
+
+    @extend_schema_field(serializers.ChoiceField(choices=SPECIES_NAMES))
+    def get_species_name(self, prediction: Prediction) -> str:
+        return SPECIES[prediction.species_id]
+
+    @extend_schema_field(serializers.ChoiceField(choices=SPECIES_NAMES, allow_null=True))
+    def get_true_species_name(self, prediction: Prediction) -> str | None:
+        return SPECIES.get(prediction.true_species_id)
+
+    def get_correct(self, prediction: Prediction) -> bool | None:
+        if prediction.true_species_id is None:
+            return None
+        return prediction.true_species_id == prediction.species_id
+
+
+class FeedbackRequestSerializer(serializers.Serializer):
+    species = SpeciesField(help_text="The penguin's true species: 1=Adelie, 2=Chinstrap, 3=Gentoo, or the name.")
+
+
+class TrainingRunCreateSerializer(serializers.Serializer):
+    algorithm = serializers.ChoiceField(
+        choices=list(CATALOGUE),
+        help_text="Catalogue algorithm.",
+        error_messages={"invalid_choice": f'Unknown algorithm "{{input}}"; choose one of {", ".join(CATALOGUE)}.'},
+    )
+    params = serializers.DictField(
+        required=False, default=dict, help_text='Estimator parameters, e.g. {"n_neighbors": 7}.'
+    )
+    name = serializers.CharField(
+        required=False, allow_null=True, max_length=64, help_text="Model name; defaults to the algorithm's name."
+    )
+    test_size = serializers.FloatField(required=False, default=0.2, help_text="Held-out share, 0.05 to 0.5.")
+    seed = serializers.IntegerField(required=False, default=42, min_value=0, max_value=2**32 - 1)
+    activate = serializers.ChoiceField(
+        choices=["policy", "never", "force"],
+        required=False,
+        default="policy",
+        help_text="policy: activate unless test F1 drops by more than PENGUIN_PROMOTION_MARGIN; never; force.",
+    )
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(
+        source="version.number", read_only=True, allow_null=True, help_text="The version it produced."
+    )
+    triggered_by = serializers.CharField(source="triggered_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "status", "model_name", "algorithm", "params", "test_size", "seed", "activation", "error",
+            "queued_at", "started_at", "finished_at", "duration_seconds", "attempts", "version", "activated",
+            "activation_note", "trigger", "triggered_by",
+        ]  # fmt: skip
+        read_only_fields = fields

@@ -7,7 +7,6 @@ once (it is stored nowhere but in the password hash).
 
 from __future__ import annotations
 
-import os
 import secrets
 
 from django.contrib.auth import get_user_model
@@ -15,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from classifier.models import MLModel
 from classifier.services import registry_sync
+from penguinsite.settings import env_str
 from training.catalogue import CATALOGUE
 from training.models import TrainingRun
 from training.services import training_run_create, training_run_execute
@@ -51,12 +51,13 @@ class Command(BaseCommand):
         users = get_user_model()
         if users.objects.filter(is_superuser=True).exists():
             return
-        username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
-        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+        # env_str: like every setting, each may come from a <NAME>_FILE (Docker secrets).
+        username = env_str("DJANGO_SUPERUSER_USERNAME") or "admin"
+        password = env_str("DJANGO_SUPERUSER_PASSWORD")
         generated = not password
         password = password or secrets.token_urlsafe(12)
         users.objects.create_superuser(
-            username=username, email=os.environ.get("DJANGO_SUPERUSER_EMAIL", ""), password=password
+            username=username, email=env_str("DJANGO_SUPERUSER_EMAIL") or "", password=password
         )
         if generated:
             self.stdout.write(

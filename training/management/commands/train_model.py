@@ -29,7 +29,12 @@ class Command(BaseCommand):
         group.add_argument(
             "--force-activate", action="store_true", help="activate even if the promotion policy would not"
         )
-        parser.add_argument("--async", dest="queue", action="store_true", help="queue the run for a worker and return")
+        parser.add_argument(
+            "--async",
+            dest="queue",
+            action="store_true",
+            help="queue the run for a Celery worker and return (trains here when no broker is configured)",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["all"] == bool(options["algorithm"]):
@@ -54,12 +59,18 @@ class Command(BaseCommand):
                     seed=options["seed"],
                     activation=activation,
                     trigger=TrainingRun.Trigger.COMMAND,
+                    # Foreground trains here and waits, broker or not; --async hands the run to a
+                    # worker (or trains here anyway when no broker is configured).
+                    in_process=None if options["queue"] else True,
                 )
             except (ParamError, TrainingConflict, TrainingQueueUnavailable) as exc:
                 raise CommandError(str(exc)) from None
             runs.append(run)
             if options["queue"] and run.is_active:
-                self.stdout.write(f"queued run {run.pk} for {run.model_name} (task {run.task_id or '-'})")
+                self.stdout.write(
+                    f"queued run {run.pk} for {run.model_name} (task {run.task_id or '-'}); follow it in the admin "
+                    f"(Training runs) or at GET /api/v1/training-runs/{run.pk}/"
+                )
             elif not run.is_active:
                 self._report(run)
             else:

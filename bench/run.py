@@ -1,0 +1,721 @@
+"""`make bench`: the service's performance, each figure beside a baseline measured in the same run.
+
+Runs against the local PostgreSQL in its own database (``penguin_bench``, created at the
+start and dropped at the end) with a private artifacts folder, and serves through gunicorn
+with the production config (``penguinsite/gunicorn.conf.py``) on 127.0.0.1 only. Sections:
+
+- training: time per algorithm (trainer, ONNX export + parity, whole run) vs a bare ``fit``;
+- compute: per-call model time, onnxruntime vs scikit-learn, in-process;
+- single: POST /classify/<name>, 8 closed-loop clients, fixed duration, vs "bare" (a
+  minimal WSGI app, same parsing and model, no Django/DB) and "old" (unpickle per request);
+- memory: RSS of a gunicorn worker with every default model loaded, vs the bare app's;
+- batch: 10,000 rows in one POST /api/v1/models/<name>/predict (logged) vs in-process
+  ``pipeline.predict``;
+- scale: the predictions API page, a filtered page and the admin changelist at 1,000 and
+  1,000,000 logged rows, and single classify with an empty and a full log.
+
+Every step is bounded in time; the whole run takes about five minutes on two cores.
+Options: ``--duration`` (seconds per load run), ``--rows`` (big log size), ``--only``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from loadgen import request_once, run_load  # noqa: E402
+
+PORTS = {"django": 18601, "bare": 18602, "old": 18603}
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
+SECTIONS = ("training", "compute", "single", "memory", "batch", "scale")
+ADELIE = {
+    "island": 1,
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181,
+    "body_mass_g": 3750,
+    "sex": 1,
+    "year": 2007,
+}
+TARGETS: list[tuple[str, str, bool | None]] = []  # (target, measured, met)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def table(title: str, header: list[str], rows: list[list], note: str = "") -> None:
+    cells = [[str(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    say()
+    say(f"## {title}")
+    say()
+    say("| " + " | ".join(cell.ljust(width) for cell, width in zip(cells[0], widths)) + " |")
+    say("|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    for row in cells[1:]:
+        say("| " + " | ".join(cell.rjust(width) for cell, width in zip(row, widths)) + " |")
+    if note:
+        say()
+        say(note)
+
+
+def target(name: str, measured: str, met: bool | None) -> None:
+    TARGETS.append((name, measured, met))
+
+
+# --- the database and the environment ---------------------------------------------------------
+
+
+def admin_connection(url: str):
+    import psycopg2
+
+    parts = urlparse(url)
+    connection = psycopg2.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password or None,
+        dbname="postgres",
+        connect_timeout=5,
+    )
+    connection.autocommit = True
+    return connection
+
+
+def database_recreate(url: str, *, drop_only: bool = False) -> None:
+    name = urlparse(url).path.lstrip("/")
+    if not name.startswith("penguin_bench"):
+        raise SystemExit(f"refusing to drop database {name!r}: the bench only uses databases named penguin_bench*")
+    connection = admin_connection(url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            if not drop_only:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
+
+
+def redis_url() -> str:
+    """The Redis the throttles count in, as in production; empty when none answers."""
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping()
+    except Exception:
+        return ""
+    return url
+
+
+def bench_environment(database_url: str, artifacts_dir: Path, cache_url: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GUNICORN_", "PENGUIN_", "CELERY_", "DJANGO_", "REDIS_URL", "DATABASE_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "PENGUIN_ARTIFACTS_DIR": str(artifacts_dir),
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SETTINGS_MODULE": "penguinsite.settings",
+            # Counted in Redis as in production, at a rate the bench never reaches.
+            "PENGUIN_THROTTLE_ANON": "100000000/min",
+            "PENGUIN_THROTTLE_USER": "100000000/min",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    if cache_url:
+        env["PENGUIN_CACHE_URL"] = cache_url
+    return env
+
+
+# --- gunicorn -------------------------------------------------------------------------------
+
+
+class Server:
+    """A gunicorn master started by the bench (production config), stopped by its pid."""
+
+    def __init__(self, kind: str, env: dict[str, str], logs: Path, manifest: Path | None = None) -> None:
+        self.kind = kind
+        self.port = PORTS[kind]
+        app = "penguinsite.wsgi" if kind == "django" else "bare_app:application"
+        env = dict(env, GUNICORN_BIND=f"127.0.0.1:{self.port}")
+        if kind != "django":
+            env.update(BENCH_MODE=kind, BENCH_MANIFEST=str(manifest))
+            env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'bench'}"
+        self.log_path = logs / f"gunicorn-{kind}.log"
+        self._log = open(self.log_path, "wb")
+        command = [str(BIN / "gunicorn"), app, "-c", str(REPO / "penguinsite" / "gunicorn.conf.py")]
+        command += ["--bind", f"127.0.0.1:{self.port}"]
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        path = "/healthz" if self.kind == "django" else "/"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"gunicorn ({self.kind}) exited; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                request_once(self.port, "GET", path, timeout=2)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if len(self.workers()) >= 1:
+                return
+        raise SystemExit(f"gunicorn ({self.kind}) did not answer within {timeout:.0f} s; see {self.log_path}")
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+    def worker_rss_mb(self) -> list[float]:
+        sizes = []
+        for pid in self.workers():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+        return sizes
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the workers and their database sessions."""
+        pids = self.workers() + self.database_backends
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    database_backends: list[int] = []
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@contextmanager
+def serving(kind: str, env: dict[str, str], logs: Path, manifest: Path | None = None):
+    server = Server(kind, env, logs, manifest)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def warm(server: Server, names: list[str], body: bytes, rounds: int = 40) -> None:
+    """Send each model enough requests that every worker has loaded it."""
+    run_load(port=server.port, path=f"/classify/{names[0]}", body=body, clients=8, duration=0.5, warmup=0)
+    for name in names:
+        for _ in range(rounds):
+            status, data, _ = request_once(server.port, "POST", f"/classify/{name}", body, JSON_HEADERS)
+            if status != 200:
+                raise SystemExit(f"{server.kind}: POST /classify/{name} answered {status}: {data[:300]!r}")
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def section_training(names: list[str]) -> None:
+    import warnings
+
+    from sklearn.model_selection import train_test_split
+
+    from classifier.onnx_runtime import onnx_export
+    from classifier.serving import inspect_estimator
+    from training.catalogue import algorithm_get
+    from training.datasets import dataset_load
+    from training.models import TrainingRun
+    from training.services import training_run_start
+    from training.trainer import train
+
+    dataset = dataset_load(REPO / "data" / "penguins.csv")
+    features, target_ = dataset.features(), dataset.target()
+    x_train, _, y_train, _ = train_test_split(features, target_, test_size=0.2, stratify=target_, random_state=42)
+    rows = []
+    for name in names:
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = training_run_start(algorithm=name, trigger=TrainingRun.Trigger.COMMAND)
+        whole = time.perf_counter() - started
+        if run.status != "succeeded":
+            raise SystemExit(f"training {name} failed: {run.error}")
+        version = run.version
+        # The parts, measured again in-process (no database).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            started = time.perf_counter()
+            result = train(algorithm=name, dataset=dataset)
+            trainer_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            onnx_export(result.pipeline, inspect_estimator(result.pipeline))
+            export_seconds = time.perf_counter() - started
+            pipeline = algorithm_get(name).build()
+            started = time.perf_counter()
+            pipeline.fit(x_train, y_train)
+            fit_seconds = time.perf_counter() - started
+        rows.append(
+            [
+                name,
+                f"{fit_seconds * 1000:.0f}",
+                f"{trainer_seconds * 1000:.0f}",
+                f"{export_seconds * 1000:.0f}",
+                f"{whole * 1000:.0f}",
+                f"{whole / fit_seconds:.1f}×",
+                version.runtime,
+            ]
+        )
+    table(
+        "Training time per algorithm (ms)",
+        ["algorithm", "baseline: bare fit", "trainer (5-fold CV + fit + metrics)", "ONNX export + parity",
+         "whole run (train_model path)", "whole / fit", "runtime"],
+        rows,
+        "The whole run is what `manage.py train_model`, the admin and the API do: trainer, confusion-matrix "
+        "picture, ONNX export with a parity check on all 333 rows, atomic files, registry rows.",
+    )
+
+
+def section_compute(names: list[str]) -> None:
+    import warnings
+
+    import numpy as np
+
+    from classifier.models import ModelVersion
+    from classifier.serving import load_version
+    from classifier.artifacts import absolute
+
+    import joblib
+
+    features = np.array([[ADELIE[field] for field in ADELIE]], dtype=np.float64)
+    rows = []
+    for name in names:
+        version = ModelVersion.objects.get(model__name=name, model__active_version_id=models_f("id"))
+        fast = load_version(
+            version_id=version.pk,
+            artifact_path=version.artifact_path,
+            sha256=version.sha256,
+            runtime=version.runtime,
+            onnx_path=version.onnx_path,
+            onnx_sha256=version.onnx_sha256,
+        )
+        pipeline = joblib.load(absolute(version.artifact_path))
+
+        def per_call(function, budget: float = 0.6) -> float:
+            function()
+            calls, started = 0, time.perf_counter()
+            while time.perf_counter() - started < budget:
+                function()
+                calls += 1
+            return (time.perf_counter() - started) / calls * 1e6
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sklearn_us = per_call(lambda: pipeline.predict(features))
+            sklearn_proba_us = per_call(lambda: pipeline.predict_proba(features))
+            onnx_us = per_call(lambda: fast.predict(features))
+            onnx_proba_us = per_call(lambda: fast.predict_with_proba(features, with_proba=True))
+            raw_us = per_call(lambda: fast.onnx.session.run(None, {"input": features})) if fast.onnx else float("nan")
+        rows.append(
+            [
+                name,
+                version.runtime,
+                f"{sklearn_us:.0f}",
+                f"{onnx_us:.0f}",
+                f"{onnx_us / sklearn_us * 100:.1f}%",
+                f"{sklearn_proba_us:.0f}",
+                f"{onnx_proba_us:.0f}",
+                f"{raw_us:.0f}",
+            ]
+        )
+        if name == "randomforest":
+            target("randomforest compute on the fast path ≤ 10% of scikit-learn", f"{onnx_us / sklearn_us * 100:.1f}%",
+                   onnx_us / sklearn_us <= 0.10)
+    table(
+        "Model compute per call, one penguin, in-process (µs)",
+        ["model", "runtime", "baseline: sklearn predict", "served predict", "served / sklearn",
+         "sklearn predict+proba", "served predict+proba", "onnxruntime run() alone"],
+        rows,
+        "`served` is LoadedModel.predict as the request path calls it (feature columns, onnxruntime, species "
+        "mapping); scikit-learn is the unpickled pipeline's own predict.",
+    )
+
+
+def models_f(name: str):
+    from django.db.models import F
+
+    return F(name)
+
+
+def write_manifest(path: Path) -> list[str]:
+    from classifier.selectors import registry_active_entries
+
+    entries = registry_active_entries()
+    manifest = {
+        name: {
+            "version_id": entry.version_id,
+            "artifact_path": entry.artifact_path,
+            "sha256": entry.sha256,
+            "runtime": entry.runtime,
+            "onnx_path": entry.onnx_path,
+            "onnx_sha256": entry.onnx_sha256,
+        }
+        for name, entry in entries.items()
+    }
+    path.write_text(json.dumps(manifest, indent=1))
+    return sorted(manifest)
+
+
+def load_row(result) -> list[str]:
+    errors = f" ({result.errors} errors: {result.first_error})" if result.errors else ""
+    cpu = f"{result.cpu_ms:.2f}" if getattr(result, "cpu_ms", None) is not None else "-"
+    return [f"{result.rate:,.0f}{errors}", f"{result.p50:.2f}", f"{result.p99:.2f}", cpu]
+
+
+def database_backend_pids() -> list[int]:
+    """The PostgreSQL server processes serving the bench database (their CPU is the service's too)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def measured_load(server: Server, **kwargs):
+    """run_load, plus the server's CPU time per answered request (workers and database sessions)."""
+    server.database_backends = database_backend_pids() if server.kind == "django" else []
+    before = server.cpu_seconds()
+    result = run_load(port=server.port, **kwargs)
+    result.cpu_ms = (server.cpu_seconds() - before) / max(1, result.requests) * 1000
+    return result
+
+
+def section_single(names: list[str], env, logs, manifest, duration: float, results: dict, servers) -> None:
+    body = json.dumps(ADELIE).encode()
+    measured: dict[str, dict] = {}
+    for kind in servers:
+        with serving(kind, env, logs, manifest) as server:
+            results.setdefault("idle_rss", {})[kind] = server.worker_rss_mb()
+            warm(server, names, body, rounds=40 if kind != "old" else 3)
+            for name in names:
+                measured.setdefault(name, {})[kind] = measured_load(
+                    server, path=f"/classify/{name}", body=body, clients=8, duration=duration
+                )
+            results.setdefault("rss", {})[kind] = server.worker_rss_mb()
+    if len(servers) < 3:
+        for name in names:
+            for kind, result in measured[name].items():
+                say(f"{name} {kind}: " + " ".join(load_row(result)))
+        return
+    rows = []
+    for name in names:
+        django, bare, old = (measured[name][kind] for kind in ("django", "bare", "old"))
+        rows.append(
+            [
+                name,
+                *load_row(django),
+                *load_row(bare),
+                *load_row(old),
+                f"{django.rate / bare.rate * 100:.0f}%",
+                f"{django.rate / old.rate:.1f}×",
+                f"{django.p99 / django.p50:.1f}",
+            ]
+        )
+        if name == "randomforest":
+            target("single classify ≥ 40% of bare req/s (randomforest)", f"{django.rate / bare.rate * 100:.0f}%",
+                   django.rate / bare.rate >= 0.40)
+            target("single classify ≥ 20× old req/s (randomforest)", f"{django.rate / old.rate:.1f}×",
+                   django.rate / old.rate >= 20)
+        target(f"p99 ≤ 4× p50 ({name})", f"{django.p99 / django.p50:.1f}×", django.p99 <= 4 * django.p50)
+    table(
+        f"Single classify: POST /classify/<name>, 8 clients, {duration:.0f} s each (req/s, latency ms)",
+        ["model", "django req/s", "p50", "p99", "CPU ms/req", "bare req/s", "p50", "p99", "CPU ms/req",
+         "old req/s", "p50", "p99", "CPU ms/req", "django / bare", "django / old", "django p99/p50"],
+        rows,
+        "django: the service (DRF view, validation, throttle count, one INSERT per answer) under the "
+        "production gunicorn config; bare: bench/bare_app.py, same parsing and loaded model, no Django, no "
+        "database; old: unpickling the model on every request, as the earlier service did. CPU ms/req: "
+        "server CPU time (gunicorn workers, plus their PostgreSQL sessions for django) per answer.",
+    )
+
+
+def section_memory(results: dict) -> None:
+    rss = results.get("rss", {})
+    idle = results.get("idle_rss", {})
+    if not rss:
+        say("\n(memory: needs the single section)")
+        return
+    rows = []
+    for kind in ("django", "bare", "old"):
+        if kind in rss:
+            rows.append([kind, f"{max(idle.get(kind) or [0]):.0f}", f"{max(rss[kind]):.0f}",
+                         " ".join(f"{size:.0f}" for size in rss[kind])])
+    table(
+        "Memory: RSS of one gunicorn worker (MB)",
+        ["server", "after boot", "every default model loaded (max)", "all workers"],
+        rows,
+        "bare is the baseline: the same five models loaded by a minimal WSGI app without Django.",
+    )
+    peak = max(rss["django"])
+    target("worker RSS ≤ 300 MB", f"{peak:.0f} MB", peak <= 300)
+
+
+def _session_cookie() -> str:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user_model = get_user_model()
+    user = user_model.objects.filter(username="bench").first() or user_model.objects.create_superuser(
+        "bench", "bench@example.invalid", secrets.token_urlsafe(16)
+    )
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+def _time_get(port: int, path: str, cookie: str, repeat: int) -> tuple[float, int, int]:
+    headers = {"Cookie": f"sessionid={cookie}"}
+    status, data, _ = request_once(port, "GET", path, headers=headers)  # warm
+    times = []
+    for _ in range(repeat):
+        status, data, seconds = request_once(port, "GET", path, headers=headers)
+        times.append(seconds * 1000)
+    return statistics.median(times), status, len(data)
+
+
+def section_batch(names: list[str], env, logs, results: dict) -> None:
+    import warnings
+
+    import joblib
+    import numpy as np
+
+    from classifier.artifacts import absolute
+    from classifier.models import ModelVersion
+    from training.datasets import dataset_load
+
+    dataset = dataset_load(REPO / "data" / "penguins.csv")
+    features = dataset.features()
+    rng = np.random.default_rng(0)
+    matrix = features[rng.integers(0, len(features), size=10_000)]
+    fields = list(ADELIE)
+    instances = [
+        {field: (int(value) if field in {"island", "sex", "year"} else float(value)) for field, value in zip(fields, row)}
+        for row in matrix.tolist()
+    ]
+    body = json.dumps({"instances": instances}).encode()
+    rows = []
+    with serving("django", env, logs) as server:
+        for name in names:
+            path = f"/api/v1/models/{name}/predict"
+            status, data, _ = request_once(server.port, "POST", path, body, JSON_HEADERS, timeout=60)
+            if status != 200:
+                say(f"\n(batch: POST {path} answered {status}: {data[:200]!r}; skipped)")
+                return
+            answer = json.loads(data)
+            logged = answer.get("predictions") or answer.get("results") or []
+            if len(logged) != 10_000:
+                say(f"\n(batch: expected 10,000 answers, got {len(logged)}; skipped)")
+                return
+            times = []
+            for _ in range(5):
+                status, data, seconds = request_once(server.port, "POST", path, body, JSON_HEADERS, timeout=60)
+                times.append(seconds)
+            version = ModelVersion.objects.get(model__name=name, model__active_version_id=models_f("id"))
+            pipeline = joblib.load(absolute(version.artifact_path))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pipeline.predict(matrix)
+                started = time.perf_counter()
+                for _ in range(3):
+                    pipeline.predict(matrix)
+                inprocess = (time.perf_counter() - started) / 3
+            seconds = statistics.median(times)
+            rows.append([name, f"{seconds * 1000:.0f}", f"{10_000 / seconds:,.0f}", f"{inprocess * 1000:.0f}",
+                         f"{10_000 / inprocess:,.0f}", f"{inprocess / seconds:.2f}"])
+            if name == "randomforest":
+                target("10k batch with logging ≥ 100,000 rows/s (randomforest)", f"{10_000 / seconds:,.0f} rows/s",
+                       10_000 / seconds >= 100_000)
+    table(
+        "Batch: 10,000 rows in one POST /api/v1/models/<name>/predict, logged (median of 5)",
+        ["model", "end to end ms", "rows/s", "baseline: in-process pipeline.predict ms", "rows/s",
+         "end-to-end speed / in-process"],
+        rows,
+        "End to end: client JSON upload (1.1 MB), parsing and validation, prediction with probabilities, "
+        "10,000 Prediction rows written, the JSON answer. In-process: scikit-learn predict on the same "
+        "array, nothing else.",
+    )
+
+
+def section_scale(names: list[str], env, logs, duration: float, total_rows: int, results: dict) -> None:
+    from django.core.management import call_command
+
+    from classifier.synthetic import prediction_log_clear
+
+    body = json.dumps(ADELIE).encode()
+    cookie = _session_cookie()
+    pages = {
+        "API list page": "/api/v1/predictions/",
+        "API filtered page": "/api/v1/predictions/?model=randomforest&species=3",
+        "admin changelist": "/admin/classifier/prediction/",
+    }
+    timings: dict[str, dict[str, tuple]] = {}
+    classify: dict[str, object] = {}
+    fill_seconds = 0.0
+    with serving("django", env, logs) as server:
+        prediction_log_clear()
+        warm(server, ["randomforest"], body)
+        prediction_log_clear()
+        classify["empty"] = run_load(
+            port=server.port, path="/classify/randomforest", body=body, clients=8, duration=duration
+        )
+        for label, rows in (("1k", 1_000), ("big", total_rows)):
+            started = time.perf_counter()
+            call_command("generate_predictions", total=rows, clear=(label == "1k"), verbosity=0)
+            if label == "big":
+                fill_seconds = time.perf_counter() - started
+            for page, path in pages.items():
+                timings.setdefault(page, {})[label] = _time_get(server.port, path, cookie, repeat=15)
+        classify["full"] = run_load(
+            port=server.port, path="/classify/randomforest", body=body, clients=8, duration=duration
+        )
+    rows = []
+    limits = {"API list page": 2.0, "API filtered page": 2.0, "admin changelist": 3.0}
+    for page, path in pages.items():
+        small, big = timings[page]["1k"], timings[page]["big"]
+        ok = small[1] == 200 and big[1] == 200
+        ratio = big[0] / small[0]
+        rows.append([page, path, f"{small[0]:.1f}", f"{big[0]:.1f}", f"{ratio:.2f}×",
+                     "" if ok else f"status {small[1]}/{big[1]}"])
+        target(f"{page}: 1k → {total_rows:,} rows ≤ {limits[page]:g}×", f"{ratio:.2f}×" if ok else "not served",
+               ok and ratio <= limits[page])
+    empty, full = classify["empty"], classify["full"]
+    rows.append(["single classify (randomforest, p50)", "/classify/randomforest", f"{empty.p50:.2f}",
+                 f"{full.p50:.2f}", f"{full.p50 / empty.p50:.2f}×", f"{empty.rate:,.0f} → {full.rate:,.0f} req/s"])
+    target(f"single classify: empty → {total_rows:,} rows ≤ 1.3×",
+           f"{full.p50 / empty.p50:.2f}× p50, {empty.rate / full.rate:.2f}× req/s",
+           full.p50 <= 1.3 * empty.p50)
+    table(
+        f"Scale: pages at 1,000 and {total_rows:,} logged rows (median of 15, ms); classify with an empty and a full log",
+        ["what", "path", "at 1k (baseline) / empty", f"at {total_rows:,} / full", "growth", "notes"],
+        rows,
+        f"The log was filled with `manage.py generate_predictions --total {total_rows}` (COPY) in "
+        f"{fill_seconds:.0f} s. Pages are fetched one at a time by a logged-in staff user.",
+    )
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run (default 5)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the big log (default 1,000,000)")
+    parser.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--keep", action="store_true", help="keep the penguin_bench database and artifacts")
+    parser.add_argument("--models", nargs="*", help="single/batch: only these models")
+    parser.add_argument("--servers", nargs="*", choices=tuple(PORTS), default=list(PORTS), help="single: servers")
+    args = parser.parse_args()
+    sections = set(args.only or SECTIONS)
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    started = time.perf_counter()
+
+    workdir = Path(tempfile.mkdtemp(prefix="penguin-bench-"))
+    artifacts_dir, logs = workdir / "artifacts", workdir / "logs"
+    logs.mkdir()
+    cache_url = redis_url()
+    env = bench_environment(database_url, artifacts_dir, cache_url)
+    os.environ.clear()
+    os.environ.update(env)
+    say(f"# make bench — {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    say(f"database {database_url} (created for this run); artifacts {artifacts_dir}")
+    say(f"gunicorn: penguinsite/gunicorn.conf.py (workers={env.get('GUNICORN_WORKERS') or 'default'}); "
+        f"rate-limit cache: {cache_url or 'local memory (no Redis answered)'}")
+
+    database_recreate(database_url)
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        from training.catalogue import DEFAULT_ALGORITHMS
+
+        names = list(DEFAULT_ALGORITHMS)
+        if "training" in sections:
+            section_training(names)
+        else:
+            call_command("train_model", all=True, verbosity=0, stdout=io.StringIO())
+        manifest = workdir / "manifest.json"
+        names = write_manifest(manifest)
+        if "compute" in sections:
+            section_compute(names)
+        results: dict = {}
+        if "single" in sections or "memory" in sections:
+            section_single(args.models or names, env, logs, manifest, args.duration, results, args.servers)
+            section_memory(results)
+        if "batch" in sections:
+            section_batch(["randomforest", "knn"], env, logs, results)
+        if "scale" in sections:
+            section_scale(names, env, logs, args.duration, args.rows, results)
+        table(
+            "Targets",
+            ["target", "measured", "met"],
+            [[name, measured, {True: "yes", False: "NO", None: "-"}[met]] for name, measured, met in TARGETS],
+        )
+        say(f"\nbench finished in {time.perf_counter() - started:.0f} s")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            database_recreate(database_url, drop_only=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            say(f"kept {database_url} and {workdir}")
+
+
+if __name__ == "__main__":
+    main()

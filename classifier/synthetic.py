@@ -1,0 +1,193 @@
+"""Synthetic prediction-log rows, to see how the service behaves with a big log.
+
+``prediction_log_fill`` tops the log up to a given number of rows, made of real answers:
+penguins drawn from the dataset (``PENGUIN_DATA_PATH``), classified by each serving model's
+active version, spread over the past days in id order. On PostgreSQL the rows go in with
+``COPY`` in chunks (about a million rows in well under a minute); elsewhere with large
+``bulk_create`` batches.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+
+from . import selectors
+from .encoding import SPECIES, row_to_input
+from .models import Prediction
+from .onnx_runtime import parity_features
+from .serving import load_version
+
+CHUNK_ROWS = 100_000
+COPY_COLUMNS = (
+    "model_id",
+    "version_id",
+    "created_at",
+    "endpoint",
+    "inputs",
+    "species_id",
+    "probabilities",
+    "latency_ms",
+    "true_species_id",
+    "feedback_at",
+)
+
+
+class FillError(Exception):
+    """The log cannot be filled (no serving model, no dataset); the message says why."""
+
+
+@dataclass
+class FillReport:
+    before: int
+    added: int
+    after: int
+    method: str
+
+
+@dataclass
+class _Answers:
+    """Every dataset penguin's answer from one version, as log fields."""
+
+    model_id: int
+    version_id: int
+    species: list[int]
+    probabilities: list[str]  # JSON text, or "" when the model gives none
+
+
+def _answers() -> tuple[list[str], list[_Answers]]:
+    matrix = parity_features()
+    inputs = [json.dumps(row_to_input(row)) for row in matrix]
+    names = [SPECIES[code] for code in sorted(SPECIES)]
+    answers = []
+    for entry in selectors.registry_active_entries().values():
+        if entry.broken_reason:
+            continue
+        model = load_version(
+            version_id=entry.version_id,
+            artifact_path=entry.artifact_path,
+            sha256=entry.sha256,
+            runtime=entry.runtime,
+            onnx_path=entry.onnx_path,
+            onnx_sha256=entry.onnx_sha256,
+        )
+        species, probabilities = model.predict_with_proba(matrix, with_proba=model.has_proba)
+        proba_text = (
+            [json.dumps(dict(zip(names, row))) for row in probabilities.round(6).tolist()]
+            if probabilities is not None
+            else [""] * len(matrix)
+        )
+        answers.append(_Answers(entry.model_id, entry.version_id, species.tolist(), proba_text))
+    if not answers:
+        raise FillError("No model can serve: train one first (manage.py train_model --all).")
+    return inputs, answers
+
+
+def prediction_log_fill(
+    *,
+    total: int,
+    clear: bool = False,
+    days: float = 30.0,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> FillReport:
+    """Add synthetic rows until the log holds ``total`` rows (``clear`` empties it first)."""
+    if clear:
+        prediction_log_clear()
+    before = Prediction.objects.count()
+    missing = max(0, total - before)
+    if not missing:
+        return FillReport(before, 0, before, "none")
+    inputs, answers = _answers()
+    rng = np.random.default_rng(seed)
+    now = timezone.now()
+    # Ascending times, so that ids and created_at grow together as in a real log.
+    offsets = np.sort(rng.uniform(0, days * 86400.0, size=missing))[::-1]
+    postgres = connection.vendor == "postgresql"
+    added = 0
+    for start in range(0, missing, CHUNK_ROWS):
+        count = min(CHUNK_ROWS, missing - start)
+        chunk = _Chunk(rng, count, len(inputs), len(answers), offsets[start : start + count], now)
+        if postgres:
+            _copy_chunk(chunk, inputs, answers)
+        else:
+            _bulk_chunk(chunk, inputs, answers)
+        added += count
+        if progress is not None:
+            progress(added)
+    if postgres:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE classifier_prediction")
+    return FillReport(before, added, before + added, "COPY" if postgres else "bulk_create")
+
+
+def prediction_log_clear() -> None:
+    """Remove every logged prediction (TRUNCATE on PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE classifier_prediction")
+    else:
+        Prediction.objects.all().delete()
+
+
+class _Chunk:
+    def __init__(self, rng, count: int, n_inputs: int, n_answers: int, offsets: np.ndarray, now) -> None:
+        self.count = count
+        self.sample = rng.integers(0, n_inputs, size=count)
+        self.answer = rng.integers(0, n_answers, size=count)
+        self.endpoint = np.where(rng.random(count) < 0.8, "classify", "predict")
+        self.latency = rng.lognormal(mean=0.7, sigma=0.4, size=count).round(3)
+        self.feedback = rng.random(count) < 0.02
+        self.times = [now - timedelta(seconds=float(offset)) for offset in offsets]
+
+
+def _copy_chunk(chunk: _Chunk, inputs: list[str], answers: list[_Answers]) -> None:
+    buffer = io.StringIO()
+    write = buffer.write
+    for i in range(chunk.count):
+        answer = answers[chunk.answer[i]]
+        sample = chunk.sample[i]
+        species = answer.species[sample]
+        proba = answer.probabilities[sample] or r"\N"
+        when = chunk.times[i].isoformat()
+        feedback = (str(species), when) if chunk.feedback[i] else (r"\N", r"\N")
+        write(
+            f"{answer.model_id}\t{answer.version_id}\t{when}\t{chunk.endpoint[i]}\t{inputs[sample]}\t"
+            f"{species}\t{proba}\t{chunk.latency[i]}\t{feedback[0]}\t{feedback[1]}\n"
+        )
+    buffer.seek(0)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # COPY is psycopg's own API; Django's cursor wrapper hands it through.
+        cursor.copy_expert(f"COPY classifier_prediction ({', '.join(COPY_COLUMNS)}) FROM STDIN", buffer)
+
+
+def _bulk_chunk(chunk: _Chunk, inputs: list[str], answers: list[_Answers]) -> None:
+    decoded_inputs = [json.loads(text) for text in inputs]
+    rows = []
+    for i in range(chunk.count):
+        answer = answers[chunk.answer[i]]
+        sample = chunk.sample[i]
+        species = answer.species[sample]
+        proba = answer.probabilities[sample]
+        rows.append(
+            Prediction(
+                model_id=answer.model_id,
+                version_id=answer.version_id,
+                created_at=chunk.times[i],
+                endpoint=str(chunk.endpoint[i]),
+                inputs=decoded_inputs[sample],
+                species_id=species,
+                probabilities=json.loads(proba) if proba else None,
+                latency_ms=float(chunk.latency[i]),
+                true_species_id=species if chunk.feedback[i] else None,
+                feedback_at=chunk.times[i] if chunk.feedback[i] else None,
+            )
+        )
+    Prediction.objects.bulk_create(rows, batch_size=5_000)

@@ -1,0 +1,240 @@
+"""The fast serving path: ONNX export with parity, its fallback, and a lean request path."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from classifier import artifacts, onnx_runtime, services
+from classifier.models import ModelVersion, Prediction
+from classifier.serving import load_version, loaded_cache
+from training.datasets import dataset_load
+
+from .conftest import ADELIE, CHINSTRAP, DATA, GENTOO
+from .test_compat_api import _legacy_pickle
+
+pytestmark = pytest.mark.django_db
+
+SPECIES_IDS = {"Adelie": 1, "Chinstrap": 2, "Gentoo": 3}
+
+
+class MajorityVote(ClassifierMixin, BaseEstimator):
+    """A home-made classifier that skl2onnx has no converter for."""
+
+    def fit(self, features, target):
+        self.forest_ = RandomForestClassifier(n_estimators=5, random_state=0).fit(features, target)
+        self.classes_ = self.forest_.classes_
+        self.n_features_in_ = features.shape[1]
+        return self
+
+    def predict(self, features):
+        return self.forest_.predict(features)
+
+    def predict_proba(self, features):
+        return self.forest_.predict_proba(features)
+
+
+def classify(client, name, body):
+    return client.post(f"/classify/{name}", data=json.dumps(body), content_type="application/json")
+
+
+def drop(artifacts_dir, name: str, obj) -> None:
+    folder = artifacts_dir / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}_model.pkl", "wb") as handle:
+        pickle.dump(obj, handle)
+
+
+def loaded(version: ModelVersion):
+    return load_version(
+        version_id=version.pk,
+        artifact_path=version.artifact_path,
+        sha256=version.sha256,
+        runtime=version.runtime,
+        onnx_path=version.onnx_path,
+        onnx_sha256=version.onnx_sha256,
+    )
+
+
+def test_every_default_model_is_served_by_onnx_with_its_own_verified_file(default_models, artifacts_dir):
+    for name, version in default_models.items():
+        assert version.runtime == "onnx", (name, version.runtime_reason)
+        assert version.runtime_reason == ""
+        assert version.onnx_path == f"registry/{name}/v1/model.onnx"
+        onnx_file = artifacts_dir / version.onnx_path
+        assert artifacts.sha256_file(onnx_file) == version.onnx_sha256
+        assert version.onnx_sha256 != version.sha256
+        # The pickle stays the source of truth, beside it.
+        assert (artifacts_dir / version.artifact_path).is_file()
+
+
+def test_onnx_answers_match_scikit_learn_on_the_whole_dataset(default_models, trained_results):
+    features = dataset_load(DATA).features()
+    for name, version in default_models.items():
+        model = loaded(version)
+        assert model.runtime == "onnx"
+        assert model.estimator is None  # served without unpickling
+        species, probabilities = model.predict_with_proba(features, with_proba=True)
+        pipeline = trained_results[name].pipeline
+        assert species.tolist() == pipeline.predict(features).tolist(), name
+        np.testing.assert_allclose(probabilities, pipeline.predict_proba(features), atol=1e-5, rtol=0)
+        assert model.predict(features[:1]).tolist() == [int(pipeline.predict(features[:1])[0])]
+
+
+@pytest.mark.parametrize(("body", "species"), [(ADELIE, "Adelie"), (CHINSTRAP, "Chinstrap"), (GENTOO, "Gentoo")])
+def test_classify_through_the_fast_path_names_the_true_species(client, default_models, body, species):
+    for name in default_models:
+        response = classify(client, name, body)
+        assert response.status_code == 200, response.content
+        assert response.json()["species_name"] == species
+    assert Prediction.objects.count() == len(default_models)
+
+
+def test_forest_parity_needs_the_float32_cast_that_scikit_learn_trees_apply(trained_results):
+    from classifier.serving import inspect_estimator
+
+    pipeline = trained_results["randomforest"].pipeline
+    export = onnx_runtime.onnx_export(pipeline, inspect_estimator(pipeline))
+    assert export.ok
+    assert export.variant == "float32 cast before the estimator"
+    assert export.max_probability_difference <= onnx_runtime.PARITY_ATOL
+
+
+def test_a_dropped_in_estimator_that_cannot_be_converted_serves_with_scikit_learn_and_says_why(
+    client, artifacts_dir, trained_results
+):
+    from training.datasets import dataset_load as load
+
+    dataset = load(DATA)
+    drop(artifacts_dir, "homemade", MajorityVote().fit(dataset.features(), dataset.target()))
+
+    response = classify(client, "homemade", GENTOO)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["species_name"] == "Gentoo"
+    version = ModelVersion.objects.get(model__name="homemade")
+    assert version.runtime == "sklearn"
+    assert version.onnx_path == ""
+    assert "no ONNX conversion matches scikit-learn" in version.runtime_reason
+    assert "MajorityVote" in version.runtime_reason
+    assert not (artifacts_dir / "registry" / "homemade").exists()
+
+
+def test_a_legacy_nine_feature_pickle_is_converted_on_discovery(client, artifacts_dir):
+    drop(artifacts_dir, "legacy", _legacy_pickle())
+
+    for body, species in ((ADELIE, "Adelie"), (CHINSTRAP, "Chinstrap"), (GENTOO, "Gentoo")):
+        response = classify(client, "legacy", body)
+        assert response.status_code == 200, response.content
+        assert response.json()["species_name"] == species
+
+    version = ModelVersion.objects.get(model__name="legacy")
+    assert version.source == "discovered"
+    assert version.runtime == "onnx", version.runtime_reason
+    assert version.onnx_path == "registry/legacy/v1/model.onnx"
+    assert not list((artifacts_dir / "models").glob("*.onnx"))  # the earlier service's folder stays as it was
+
+
+def test_a_model_without_probabilities_is_converted_for_its_classes(client, artifacts_dir):
+    dataset = dataset_load(DATA)
+    pipeline = Pipeline([("scaler", StandardScaler()), ("svc", SVC())]).fit(dataset.features(), dataset.target())
+    drop(artifacts_dir, "plainsvc", pipeline)
+
+    response = classify(client, "plainsvc", CHINSTRAP)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["species_name"] == "Chinstrap"
+    version = ModelVersion.objects.get(model__name="plainsvc")
+    assert version.runtime == "onnx", version.runtime_reason
+    model = loaded(version)
+    assert not model.has_proba
+    assert model.predict(dataset.features()).tolist() == pipeline.predict(dataset.features()).tolist()
+
+
+def test_a_parity_failure_keeps_scikit_learn_and_records_the_difference(trained_results, monkeypatch):
+    from tests.conftest import register_result
+
+    monkeypatch.setattr(onnx_runtime, "PARITY_ATOL", -1.0)  # no conversion can pass now
+
+    version = register_result("knn", trained_results["knn"])
+
+    assert version.runtime == "sklearn"
+    assert "parity check failed: probabilities differ" in version.runtime_reason
+    assert version.onnx_path == "" and version.onnx_sha256 == ""
+    assert loaded(version).runtime == "sklearn"
+
+
+def test_without_the_dataset_the_version_serves_with_scikit_learn_and_says_why(trained_results, settings, tmp_path):
+    from tests.conftest import register_result
+
+    settings.PENGUIN_DATA_PATH = tmp_path / "gone.csv"
+
+    version = register_result("knn", trained_results["knn"])
+
+    assert version.runtime == "sklearn"
+    assert "no data to check parity with" in version.runtime_reason
+
+
+def test_a_tampered_onnx_file_is_refused_and_marks_the_version_broken(client, knn_model, artifacts_dir):
+    path = artifacts_dir / knn_model.onnx_path
+    path.write_bytes(path.read_bytes() + b"\0")
+
+    response = classify(client, "knn", ADELIE)
+
+    assert response.status_code == 409
+    assert "model.onnx does not match its registry hash" in response.json()["detail"]
+    knn_model.refresh_from_db()
+    assert "model.onnx" in knn_model.broken_reason
+    assert Prediction.objects.count() == 0
+
+
+def test_a_tampered_pickle_is_refused_even_when_onnx_serves(client, knn_model, artifacts_dir):
+    path = artifacts_dir / knn_model.artifact_path
+    path.write_bytes(path.read_bytes()[:-10])
+
+    response = classify(client, "knn", ADELIE)
+
+    assert response.status_code == 409
+    assert "model.joblib does not match its registry hash" in response.json()["detail"]
+
+
+def test_a_warm_single_classify_costs_one_insert_and_nothing_else(client, default_models, settings, monkeypatch):
+    settings.PENGUIN_REGISTRY_REFRESH_SECONDS = 60
+    for name in default_models:
+        assert classify(client, name, ADELIE).status_code == 200  # warm: registry read, models loaded
+    loads = loaded_cache.loads
+
+    def no_scan():
+        raise AssertionError("the drop-in folder was scanned during a request")
+
+    monkeypatch.setattr(services, "drop_folder_fingerprint", no_scan)
+    for name in default_models:
+        with CaptureQueriesContext(connection) as queries:
+            response = classify(client, name, GENTOO)
+        assert response.status_code == 200
+        statements = [query["sql"] for query in queries.captured_queries]
+        assert len(statements) == 1, statements
+        assert statements[0].startswith('INSERT INTO "classifier_prediction"')
+    assert loaded_cache.loads == loads  # nothing unpickled or reloaded per request
+
+
+def test_a_new_version_is_picked_up_after_the_refresh_interval(client, knn_model, trained_results, settings):
+    from tests.conftest import register_result
+
+    settings.PENGUIN_REGISTRY_REFRESH_SECONDS = 60
+    assert classify(client, "knn", ADELIE)["X-Model-Version"] == "1"
+    register_result("knn", trained_results["knn"])
+    assert classify(client, "knn", ADELIE)["X-Model-Version"] == "1"  # cached until the next check
+
+    settings.PENGUIN_REGISTRY_REFRESH_SECONDS = 0  # as if the interval had elapsed
+    assert classify(client, "knn", ADELIE)["X-Model-Version"] == "2"

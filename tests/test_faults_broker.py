@@ -1,0 +1,104 @@
+"""Redis down: a real redis-server (this test's own) is stopped under the service.
+
+In production one Redis is both the Celery broker and the rate-limit cache, so both point
+at the private server here. (The same failures with a broker that is mocked to refuse are
+in test_training_runs.py and test_api_training.py; this proves them with a real one.)
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kombu import pools
+
+from classifier.models import Prediction
+from training.models import TrainingRun
+from training.services import TrainingQueueUnavailable, training_run_start
+
+from .conftest import ADELIE
+from .servers import private_redis
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _reset_connections(app) -> None:
+    """Forget every pooled broker connection: they belong to a server that is gone."""
+    pools.reset()
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def redis_server(settings):
+    """A private redis-server as broker and cache; stopped by the test, removed afterwards."""
+    from penguinsite.celery import app
+
+    with private_redis() as redis:
+        previous = app.conf.broker_url
+        settings.CELERY_BROKER_URL = redis.url
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis.url,
+                "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+            }
+        }
+        app.conf.broker_url = redis.url
+        _reset_connections(app)
+        try:
+            yield redis
+        finally:
+            app.conf.broker_url = previous
+            _reset_connections(app)
+
+
+def start_run(client, **body):
+    return client.post("/api/v1/training-runs/", data=json.dumps(body), content_type="application/json")
+
+
+def test_with_redis_down_classify_answers_training_is_refused_with_503_and_readyz_names_the_broker(
+    client, staff_client, knn_model, redis_server
+):
+    assert client.get("/readyz").status_code == 200
+    assert start_run(staff_client, algorithm="knn", name="knn-queued").status_code == 202
+
+    redis_server.stop()
+
+    answer = client.post("/classify/knn", data=ADELIE, content_type="application/json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["species_name"] == "Adelie"
+    assert Prediction.objects.filter(pk=answer["X-Prediction-Id"]).exists()
+
+    refused = start_run(staff_client, algorithm="knn", name="knn-refused")
+    assert refused.status_code == 503, refused.content
+    assert refused.json()["code"] == "queue_unavailable"
+    assert "broker is unavailable" in refused.json()["detail"] and "Try again later" in refused.json()["detail"]
+    run = TrainingRun.objects.get(model_name="knn-refused")
+    assert run.status == TrainingRun.Status.FAILED, "a run the broker never took must not stay queued"
+    assert "broker is unavailable" in run.error and run.finished_at is not None
+
+    with pytest.raises(TrainingQueueUnavailable):
+        training_run_start(algorithm="knn", model_name="knn-service")
+    assert TrainingRun.objects.get(model_name="knn-service").status == TrainingRun.Status.FAILED
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["failed"] == ["broker"]
+    assert ready.json()["checks"]["broker"].startswith("broker unreachable")
+    assert ready.json()["checks"]["database"] == "ok"
+
+
+def test_when_redis_comes_back_runs_are_queued_again(client, staff_client, knn_model, redis_server):
+    redis_server.stop()
+    assert start_run(staff_client, algorithm="knn").status_code == 503
+
+    redis_server.start()
+
+    assert client.get("/readyz").status_code == 200
+    again = start_run(staff_client, algorithm="knn")
+    assert again.status_code == 202, again.content
+    assert again.json()["status"] == "queued"
+    assert TrainingRun.objects.filter(model_name="knn", status=TrainingRun.Status.FAILED).count() == 1
