@@ -112,8 +112,11 @@ def _short(value: Any) -> str:
 
 
 def _column(rule: FieldRule, values: list[Any]) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Convert one column; the fast path handles the all-numbers case in numpy."""
-    if set(map(type, values)) <= {int, float}:
+    """Convert one column; the fast path handles the all-numbers case in numpy.
+
+    A single penguin skips it: for one value, numpy's set-up costs more than the checks.
+    """
+    if len(values) > 1 and set(map(type, values)) <= {int, float}:
         try:
             column = np.array(values, dtype=np.float64)
         except OverflowError:

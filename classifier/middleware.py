@@ -25,6 +25,12 @@ class JsonErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if "\x00" in request.path:
+            # No name or id contains NUL, and PostgreSQL refuses to compare a string holding
+            # one (a ValueError, not a miss): such a path names nothing.
+            from .api.errors import not_found
+
+            return not_found(request)
         return self.get_response(request)
 
     def process_exception(self, request, exception):
@@ -37,11 +43,16 @@ class JsonErrorMiddleware:
             response["Retry-After"] = "5"
             return response
         if isinstance(exception, RequestDataTooBig):
-            return JsonResponse({"detail": "Request body too large.", "code": "payload_too_large"}, status=413)
+            from .api.errors import body_limit_message
+
+            return JsonResponse({"detail": body_limit_message(), "code": "payload_too_large"}, status=413)
         if isinstance(exception, OSError):
             logger.exception("storage error on %s", request.path)
             response = JsonResponse(
-                {"detail": "The model files cannot be read right now; try again shortly.", "code": "storage_unavailable"},
+                {
+                    "detail": "The model files cannot be read right now; nothing was recorded. Try again shortly.",
+                    "code": "storage_unavailable",
+                },
                 status=503,
             )
             response["Retry-After"] = "5"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -9,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -462,8 +464,28 @@ def prediction_log(
     latency_ms: float,
     endpoint: str,
 ) -> list[int]:
-    """Write one Prediction row per input row (one multi-row INSERT for a batch)."""
+    """Write one Prediction row per input row (one multi-row INSERT for a batch).
+
+    A single answer is one prepared ``INSERT … RETURNING id``: the ORM's save() costs three
+    times the CPU for the same statement, a quarter of a classify request.
+    """
     now = timezone.now()
+    if len(matrix) == 1:
+        proba = probabilities[0].round(6).tolist() if probabilities is not None else None
+        return [
+            _prediction_insert_one(
+                (
+                    model_id,
+                    version_id,
+                    now,
+                    endpoint,
+                    row_to_input(matrix[0]),
+                    int(species_ids[0]),
+                    dict(zip(SPECIES_NAMES, proba)) if proba is not None else None,
+                    latency_ms,
+                )
+            )
+        ]
     species_list = species_ids.tolist()
     proba_list = probabilities.round(6).tolist() if probabilities is not None else [None] * len(species_list)
     names = [SPECIES[code] for code in sorted(SPECIES)]
@@ -480,11 +502,47 @@ def prediction_log(
         )
         for row, species, proba in zip(matrix, species_list, proba_list)
     ]
-    if len(rows) == 1:
-        rows[0].save(force_insert=True)
-        return [rows[0].pk]
     created = Prediction.objects.bulk_create(rows)
     return [row.pk for row in created]
+
+
+SPECIES_NAMES = tuple(SPECIES[code] for code in sorted(SPECIES))
+# The columns a logged answer fills, in the order _prediction_insert_one takes them.
+LOG_FIELDS = ("model", "version", "created_at", "endpoint", "inputs", "species_id", "probabilities", "latency_ms")
+
+
+@functools.cache
+def _prediction_insert_statement(vendor: str, sync_commit: bool) -> tuple[str, tuple, bool]:
+    """The INSERT for one Prediction row on this database, built once per process.
+
+    With PENGUIN_LOG_SYNC_COMMIT off, PostgreSQL runs it with ``synchronous_commit`` off:
+    both statements go in one round trip and form one implicit transaction, so the setting
+    applies to this INSERT only.
+    """
+    meta = Prediction._meta
+    fields = tuple(meta.get_field(name) for name in LOG_FIELDS)
+    quote = connection.ops.quote_name
+    returning = connection.features.can_return_columns_from_insert
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if returning:
+        sql += f" RETURNING {quote(meta.pk.column)}"
+    if vendor == "postgresql" and not sync_commit:
+        sql = "SET LOCAL synchronous_commit TO OFF; " + sql
+    return sql, fields, returning
+
+
+def _prediction_insert_one(values: tuple) -> int:
+    """Insert one row (values in LOG_FIELDS order, prepared like the ORM does) and return its id."""
+    sql, fields, returning = _prediction_insert_statement(connection.vendor, settings.PENGUIN_LOG_SYNC_COMMIT)
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if returning:
+            return cursor.fetchone()[0]
+        return connection.ops.last_insert_id(cursor, Prediction._meta.db_table, Prediction._meta.pk.column)
 
 
 def prediction_feedback_record(

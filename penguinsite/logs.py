@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import logging.config
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,16 @@ _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("reques
 _RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SECRET_NAME = re.compile(r"pass(word)?|secret|token|auth|cookie|session|key", re.IGNORECASE)
 MASK = "[redacted]"
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Django's LOGGING_CONFIG: the dictConfig, plus Python warnings sent through logging.
+
+    Without the second step a library's warning would reach stderr as bare text lines in
+    the middle of the JSON ones.
+    """
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
 
 
 def current_request_id() -> str | None:

@@ -207,3 +207,11 @@ def test_predict_with_a_broken_version_is_409(api_client, knn_model, artifacts_d
     response = predict(api_client, "knn", ADELIE)
     assert response.status_code == 409
     assert response.json()["code"] == "model_unavailable"
+
+
+def test_a_body_over_the_size_limit_is_413_before_it_is_parsed(api_client, knn_model, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    response = predict(api_client, "knn", {"instances": [ADELIE] * 100})
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert Prediction.objects.count() == 0

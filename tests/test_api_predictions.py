@@ -112,7 +112,11 @@ def test_the_log_filters_by_time_range(user_client, log):
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [({"species": "emperor"}, "species"), ({"created_after": "yesterday"}, "created_after"), ({"version": "x"}, "version")],
+    [
+        ({"species": "emperor"}, "species"),
+        ({"created_after": "yesterday"}, "created_after"),
+        ({"version": "x"}, "version"),
+    ],
 )
 def test_a_bad_filter_value_is_400_naming_it(user_client, log, query, field):
     response = user_client.get("/api/v1/predictions?" + urlencode(query))

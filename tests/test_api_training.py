@@ -87,7 +87,9 @@ def test_with_a_broker_a_run_is_queued_and_sent_to_a_worker_after_commit(
     assert body["version"] is None
     assert body["started_at"] is None
     assert TrainingRun.objects.get(pk=body["id"]).activation == "never"
-    assert with_broker == [{"args": [body["id"]], "task_id": TrainingRun.objects.get(pk=body["id"]).task_id, "retry": False}]
+    assert with_broker == [
+        {"args": [body["id"]], "task_id": TrainingRun.objects.get(pk=body["id"]).task_id, "retry": False}
+    ]
 
 
 def test_a_second_run_for_the_same_model_while_one_is_queued_is_409(staff_client, with_broker):

@@ -259,14 +259,17 @@ def test_a_tampered_artifact_is_refused_and_marked_broken(client, knn_model, art
     assert knn_model.broken_reason
 
 
-def test_no_answer_is_given_when_the_prediction_cannot_be_logged(client, knn_model, monkeypatch):
-    from django.db import OperationalError
+def test_no_answer_is_given_when_the_prediction_cannot_be_logged(client, knn_model):
+    from django.db import OperationalError, connection
 
-    def fail(*args, **kwargs):
-        raise OperationalError("disk full")
+    def fail_log_writes(execute, sql, params, many, context):
+        if 'INSERT INTO "classifier_prediction"' in sql:
+            raise OperationalError("disk full")
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr(Prediction, "save", fail)
-    response = classify(client, "knn", ADELIE)
+    classify(client, "knn", ADELIE)  # the model is loaded; only the log write fails below
+    with connection.execute_wrapper(fail_log_writes):
+        response = classify(client, "knn", ADELIE)
     assert response.status_code == 503
     assert response.json()["code"] == "database_unavailable"
     assert "species_name" not in response.json()

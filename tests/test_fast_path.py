@@ -224,8 +224,25 @@ def test_a_warm_single_classify_costs_one_insert_and_nothing_else(client, defaul
         assert response.status_code == 200
         statements = [query["sql"] for query in queries.captured_queries]
         assert len(statements) == 1, statements
-        assert statements[0].startswith('INSERT INTO "classifier_prediction"')
+        assert 'INSERT INTO "classifier_prediction"' in statements[0]
     assert loaded_cache.loads == loads  # nothing unpickled or reloaded per request
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production: SET LOCAL then scopes one INSERT
+def test_with_sync_commit_off_the_row_is_still_written_and_the_session_stays_durable(client, knn_model, settings):
+    settings.PENGUIN_LOG_SYNC_COMMIT = False
+    classify(client, "knn", ADELIE)  # warm
+
+    with CaptureQueriesContext(connection) as queries:
+        response = classify(client, "knn", GENTOO)
+
+    assert response.status_code == 200
+    assert Prediction.objects.get(pk=response["X-Prediction-Id"]).species_id == 3
+    assert queries.captured_queries[-1]["sql"].startswith("SET LOCAL synchronous_commit TO OFF; INSERT")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"  # only those INSERTs skip the flush
 
 
 def test_a_new_version_is_picked_up_after_the_refresh_interval(client, knn_model, trained_results, settings):

@@ -120,7 +120,7 @@ def test_a_disk_that_fills_up_while_registering_fails_the_run_and_keeps_the_acti
     assert classify(client, "knn")["X-Model-Version"] == "2"
 
 
-def test_an_artifacts_folder_that_is_not_a_folder_fails_training_and_keeps_the_active_version(
+def test_an_artifacts_folder_that_is_not_a_folder_is_503_fails_training_and_keeps_the_active_version(
     client, knn_model, artifacts_dir, settings, tmp_path
 ):
     # Root ignores permission bits, so a read-only folder is made by a file in its way.
@@ -130,6 +130,10 @@ def test_an_artifacts_folder_that_is_not_a_folder_fails_training_and_keeps_the_a
 
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["failed"] == ["artifacts"]
+    unavailable = classify(client, "knn")
+    assert unavailable.status_code == 503, unavailable.content
+    assert unavailable.json()["code"] == "storage_unavailable"
+    assert str(blocker) not in unavailable.content.decode()
     run = training_run_start(algorithm="knn", activation="force", in_process=True)
     assert run.status == TrainingRun.Status.FAILED
     assert "could not write the model files: Not a directory" in run.error

@@ -307,3 +307,19 @@ def test_predictions_record_ignores_empty_batches():
     from classifier import metrics
 
     metrics.predictions_record(model_name="knn", version_number=1, species_ids=np.array([], dtype=np.int64))
+
+
+def test_python_warnings_become_json_log_lines(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "penguinsite.settings",
+        "PENGUIN_VAR_DIR": str(tmp_path),
+        "PENGUIN_LOG_FORMAT": "json",
+    }
+    code = "import django, warnings; django.setup(); warnings.warn('old pickle format')"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    (line,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert line["logger"] == "py.warnings"
+    assert "old pickle format" in line["message"]

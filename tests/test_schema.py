@@ -101,7 +101,7 @@ def test_every_request_body_and_success_response_has_a_schema(schema):
 def test_predict_documents_single_and_batch_requests_and_the_error_codes(schema):
     operation = schema["paths"]["/api/v1/models/{name}/predict"]["post"]
     assert {"200", "400", "404", "409", "413", "429"} <= set(operation["responses"])
-    request = schema["components"]["schemas"]["PredictRequestRequest"]
+    request = schema["components"]["schemas"]["PredictRequest"]
     assert len(request["oneOf"]) == 2
     examples = operation["requestBody"]["content"]["application/json"]["examples"]
     assert any("instances" in example["value"] for example in examples.values())

@@ -126,6 +126,9 @@ def training_request_validate(
     spec = algorithm_get(algorithm)
     if not isinstance(params or {}, dict):
         raise ParamError("params", "params must be an object of estimator parameter names to values.")
+    if _contains_nul(params):
+        # PostgreSQL cannot store it (jsonb refuses \u0000), and no estimator parameter needs it.
+        raise ParamError("params", "params must not contain the NUL character (\\u0000).")
     spec.build(params or {})
     name = model_name or spec.name
     try:
@@ -138,6 +141,16 @@ def training_request_validate(
     if not path.is_file():
         raise ParamError("data", f"Data file {path} does not exist.")
     return name, path
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_contains_nul(item) for item in value)
+    return False
 
 
 def training_run_create(

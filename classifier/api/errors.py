@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404, JsonResponse
@@ -20,6 +21,11 @@ from classifier.services import ModelBroken, ModelNotFound, NoProbabilities, Reg
 from training.catalogue import ParamError
 
 logger = logging.getLogger(__name__)
+
+
+def body_limit_message() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return f"Request body larger than {limit} bytes; send fewer rows per request (limit: PENGUIN_MAX_BODY_BYTES)."
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -78,9 +84,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         # The artifacts folder is unreadable (unmounted, not a folder, I/O error): a fault of
         # the server's storage, not of the request. The path stays in the log, out of the body.
         logger.exception("storage error while serving %s", context.get("request") and context["request"].path)
-        return Response(error_body(STORAGE_UNAVAILABLE, "storage_unavailable"), status=503, headers={"Retry-After": "5"})
+        return Response(
+            error_body(STORAGE_UNAVAILABLE, "storage_unavailable"), status=503, headers={"Retry-After": "5"}
+        )
     if isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge()
+        exc = PayloadTooLarge(body_limit_message())
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -8,15 +8,11 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from .errors import PayloadTooLarge
+from .errors import PayloadTooLarge, body_limit_message
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _limit_message(limit: int) -> str:
-    return f"Request body larger than {limit} bytes; send fewer rows per request (limit: PENGUIN_MAX_BODY_BYTES)."
 
 
 class BoundedJSONParser(JSONParser):
@@ -34,10 +30,10 @@ class BoundedJSONParser(JSONParser):
         except ValueError:
             declared = 0
         if declared > limit:
-            raise PayloadTooLarge(_limit_message(limit))
+            raise PayloadTooLarge(body_limit_message())
         data = stream.read(limit + 1) if stream is not None else b""
         if len(data) > limit:
-            raise PayloadTooLarge(_limit_message(limit))
+            raise PayloadTooLarge(body_limit_message())
         if not data.strip():
             return {}
         try:

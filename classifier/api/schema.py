@@ -102,9 +102,7 @@ def complete_error_responses(result, generator, request, public):
     description, example = _ERRORS[429]
     throttled = {
         "description": description,
-        "headers": {
-            "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until the limit resets."}
-        },
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds until the limit resets."}},
         "content": {
             "application/json": {
                 "schema": {"$ref": "#/components/schemas/Error"},

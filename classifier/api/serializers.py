@@ -168,7 +168,7 @@ class VersionSummarySerializer(serializers.ModelSerializer):
         fields = ["number", "status", "source", "algorithm", "estimator", "runtime", "metrics", "sha256", "created_at"]
 
 
-class ModelSerializer(serializers.ModelSerializer):
+class MLModelSerializer(serializers.ModelSerializer):
     active_version = VersionSummarySerializer(
         allow_null=True, read_only=True, help_text="The version that serves; null when none can."
     )
