@@ -61,4 +61,5 @@ def application(environ, start_response):
             onnx_sha256=entry["onnx_sha256"],
         )
         species_id = int(model.predict(matrix)[0])
-    return _answer(start_response, "200 OK", {"model": name, "species_id": species_id, "species_name": SPECIES[species_id]})
+    answer = {"model": name, "species_id": species_id, "species_name": SPECIES[species_id]}
+    return _answer(start_response, "200 OK", answer)

@@ -16,8 +16,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import artifacts, metrics, onnx_runtime
-from .encoding import SPECIES, row_to_input
+from . import artifacts, bulk_log, metrics, onnx_runtime
+from .encoding import FIELDS, RULES, SPECIES, row_to_input
 from .models import MLModel, ModelActivation, ModelVersion, Prediction, RegistryState
 from .serving import Inspection, LoadedModel, ModelUnusable, inspect_estimator, load_version
 
@@ -464,7 +464,8 @@ def prediction_log(
     latency_ms: float,
     endpoint: str,
 ) -> list[int]:
-    """Write one Prediction row per input row (one multi-row INSERT for a batch).
+    """Write one Prediction row per input row: one COPY for a batch on PostgreSQL (one
+    multi-row INSERT elsewhere).
 
     A single answer is one prepared ``INSERT … RETURNING id``: the ORM's save() costs three
     times the CPU for the same statement, a quarter of a classify request.
@@ -487,23 +488,43 @@ def prediction_log(
             )
         ]
     species_list = species_ids.tolist()
+    if connection.vendor == "postgresql":
+        return bulk_log.prediction_copy(
+            model_id=model_id,
+            version_id=version_id,
+            created_at=now,
+            endpoint=endpoint,
+            inputs=bulk_log.inputs_json(matrix),
+            species=species_list,
+            probabilities=bulk_log.probabilities_json(probabilities) if probabilities is not None else None,
+            latency_ms=latency_ms,
+        )
     proba_list = probabilities.round(6).tolist() if probabilities is not None else [None] * len(species_list)
-    names = [SPECIES[code] for code in sorted(SPECIES)]
     rows = [
         Prediction(
             model_id=model_id,
             version_id=version_id,
             created_at=now,
             endpoint=endpoint,
-            inputs=row_to_input(row),
+            inputs=dict(zip(FIELDS, values)),
             species_id=species,
-            probabilities=dict(zip(names, proba)) if proba is not None else None,
+            probabilities=dict(zip(SPECIES_NAMES, proba)) if proba is not None else None,
             latency_ms=latency_ms,
         )
-        for row, species, proba in zip(matrix, species_list, proba_list)
+        for values, species, proba in zip(_inputs_rows(matrix), species_list, proba_list)
     ]
     created = Prediction.objects.bulk_create(rows)
     return [row.pk for row in created]
+
+
+def _inputs_rows(matrix: np.ndarray) -> list[list[float | int]]:
+    """Every row's values as ``row_to_input`` gives them (codes as ints), from one tolist()."""
+    integral = [position for position, name in enumerate(FIELDS) if RULES[name].integral]
+    rows = matrix.tolist()
+    for row in rows:
+        for position in integral:
+            row[position] = int(row[position])
+    return rows
 
 
 SPECIES_NAMES = tuple(SPECIES[code] for code in sorted(SPECIES))

@@ -99,9 +99,10 @@ def test_predict_a_batch_of_10000_with_probabilities_summing_to_one_and_every_ro
         assert logged.inputs["bill_length_mm"] == penguins[index]["bill_length_mm"]
         assert logged.inputs["year"] == penguins[index]["year"]
 
-    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "classifier_prediction"')]
+    log_writes = ('INSERT INTO "classifier_prediction"', "COPY classifier_prediction")
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(log_writes)]
     if uses_postgres():
-        assert len(inserts) == 1  # one multi-row INSERT
+        assert len(inserts) == 1  # one COPY
     else:
         assert len(inserts) <= 10_000 // 50  # SQLite caps variables per statement: batched, never per row
 
@@ -164,7 +165,7 @@ def test_predict_with_a_bad_version_is_a_json_error(api_client, knn_model, query
     assert response.json()["code"]
 
 
-def test_predict_with_an_unknown_model_is_404_before_the_body_is_read(api_client, knn_model):
+def test_predict_with_an_unknown_model_is_404_before_the_rows_are_checked(api_client, knn_model):
     response = predict(api_client, "nope", {"instances": "garbage"})
     assert response.status_code == 404
     assert response.json()["code"] == "model_not_found"

@@ -15,7 +15,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from classifier import artifacts, onnx_runtime, services
+from classifier import artifacts, bulk_log, onnx_runtime, services
+from classifier.encoding import row_to_input
 from classifier.models import ModelVersion, Prediction
 from classifier.serving import load_version, loaded_cache
 from training.datasets import dataset_load
@@ -255,3 +256,30 @@ def test_a_new_version_is_picked_up_after_the_refresh_interval(client, knn_model
 
     settings.PENGUIN_REGISTRY_REFRESH_SECONDS = 0  # as if the interval had elapsed
     assert classify(client, "knn", ADELIE)["X-Model-Version"] == "2"
+
+
+def test_a_logged_batch_keeps_every_rows_inputs_answer_and_probabilities_in_order(knn_model):
+    features = dataset_load(DATA).features()[::7]
+
+    outcome = services.prediction_make(
+        model_name="knn", matrix=features, endpoint=Prediction.Endpoint.PREDICT, with_probabilities=True
+    )
+
+    assert len(outcome.prediction_ids) == len(features) == len(set(outcome.prediction_ids))
+    logged = Prediction.objects.in_bulk(outcome.prediction_ids)
+    for index, prediction_id in enumerate(outcome.prediction_ids):
+        row = logged[prediction_id]
+        assert row.inputs == row_to_input(features[index])
+        assert row.species_id == outcome.species_ids[index]
+        logged_proba = [row.probabilities[name] for name in ("Adelie", "Chinstrap", "Gentoo")]
+        np.testing.assert_allclose(logged_proba, outcome.probabilities[index], atol=1e-6)
+        assert row.version_id == knn_model.pk and row.endpoint == "predict"
+
+
+def test_the_bulk_log_writes_the_same_json_as_one_row_at_a_time():
+    rng = np.random.default_rng(3)
+    matrix = dataset_load(DATA).features()[rng.integers(0, 333, size=200)]
+    matrix[:, 1:5] += rng.normal(0, 1e-3, size=(200, 4))  # awkward decimals
+    for text, row in zip(bulk_log.inputs_json(matrix), matrix):
+        assert json.loads(text) == row_to_input(row)
+        assert text == json.dumps(row_to_input(row))

@@ -81,12 +81,16 @@ def big_body(size: int) -> bytes:
     ],
 )
 def test_a_body_over_the_limit_is_413_and_nothing_is_done(staff, knn_model, settings, path):
+    prediction_id = staff.post("/classify/knn", ADELIE, format="json")["X-Prediction-Id"]
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
-    response = staff.generic("POST", path, big_body(64 * 1024), content_type="application/json")
+    response = staff.generic(
+        "POST", path.replace("/1/feedback", f"/{prediction_id}/feedback"), big_body(64 * 1024), "application/json"
+    )
     body = assert_json_error(response, {413})
     assert body["code"] == "payload_too_large"
     assert "PENGUIN_MAX_BODY_BYTES" in body["detail"]
-    assert Prediction.objects.count() == 0 and TrainingRun.objects.count() == 0
+    assert Prediction.objects.count() == 1 and TrainingRun.objects.count() == 0
+    assert Prediction.objects.get().feedback_at is None
 
 
 def test_a_form_body_over_the_limit_on_the_admin_login_is_refused(settings, knn_model):

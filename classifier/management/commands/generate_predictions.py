@@ -40,5 +40,6 @@ class Command(BaseCommand):
         seconds = time.perf_counter() - started
         rate = f", {report.added / seconds:,.0f} rows/s" if report.added else ""
         self.stdout.write(
-            f"{report.added:,} rows added with {report.method} in {seconds:.1f} s{rate}; the log holds {report.after:,}."
+            f"{report.added:,} rows added with {report.method} in {seconds:.1f} s{rate}; "
+            f"the log holds {report.after:,}."
         )
