@@ -261,6 +261,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 def section_training(names: list[str]) -> None:
     import warnings
 
+    import matplotlib
     from sklearn.model_selection import train_test_split
 
     from classifier.onnx_runtime import onnx_export
@@ -270,8 +271,6 @@ def section_training(names: list[str]) -> None:
     from training.models import TrainingRun
     from training.services import training_run_start
     from training.trainer import train
-
-    import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.figure  # noqa: F401  (imported once here, not inside the first timed run)

@@ -12,6 +12,7 @@ OS user (through ``runuser``) when the suite runs as root.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import json
 import os
@@ -35,8 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 PORTS = range(18700, 18800)
+# Several test runs may share the machine: a port is held with a lock file while in use.
+PORT_LOCKS = Path(tempfile.gettempdir()) / "penguin-h7-ports"
 _port_lock = threading.Lock()
-_ports_taken: set[int] = set()
+_ports_taken: dict[int, int] = {}  # port → file descriptor of its lock
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float, what: str, interval: float = 0.05):
@@ -52,25 +55,34 @@ def wait_for(condition: Callable[[], object], *, timeout: float, what: str, inte
 
 
 def free_port() -> int:
-    """A port of this suite's range that nothing listens on (and this process has not handed out)."""
+    """A port of this suite's range that no other run holds and nothing listens on."""
+    PORT_LOCKS.mkdir(exist_ok=True)
     with _port_lock:
         for port in PORTS:
             if port in _ports_taken:
                 continue
+            fd = os.open(PORT_LOCKS / str(port), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError:
+                    os.close(fd)
                     continue
-            _ports_taken.add(port)
+            _ports_taken[port] = fd
             return port
     raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 def release_port(port: int) -> None:
     with _port_lock:
-        _ports_taken.discard(port)
+        fd = _ports_taken.pop(port, None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 def need_tool(path: str | None, what: str) -> str:
@@ -190,13 +202,17 @@ class PrivatePostgres:
         return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
     def _pg_ctl(self, *args: str) -> None:
-        subprocess.run(
+        result = subprocess.run(
             _as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), *args]),
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             timeout=60,
         )
+        if result.returncode != 0:
+            log = self.folder / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise AssertionError(f"pg_ctl {args[-1]} failed ({result.returncode}): {result.stdout}\n{tail}")
 
     def init(self) -> None:
         subprocess.run(

@@ -28,6 +28,7 @@ from classifier.serving import estimator_name
 from .catalogue import CATALOGUE, ParamError, algorithm_get
 from .datasets import DatasetError, dataset_load
 from .models import TrainingRun
+from .params import params_check
 from .trainer import TrainingResult, train
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def training_request_validate(
     if _contains_nul(params):
         # PostgreSQL cannot store it (jsonb refuses \u0000), and no estimator parameter needs it.
         raise ParamError("params", "params must not contain the NUL character (\\u0000).")
+    params_check(algorithm=algorithm, params=params or {})
     spec.build(params or {})
     name = model_name or spec.name
     try:

@@ -6,11 +6,14 @@ every door); the input serializers below exist to describe those rules in the sc
 
 from __future__ import annotations
 
+import re
+
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from classifier.encoding import ISLANDS, RULES, SEXES, SPECIES, SPECIES_BY_NAME
-from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
+from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction, model_name_validator
 from classifier.selectors import version_live_accuracy
 from training.catalogue import CATALOGUE
 from training.models import TrainingRun
@@ -98,11 +101,14 @@ class CompatClassifySerializer(serializers.Serializer):
 SPECIES_NAMES = ["Adelie", "Chinstrap", "Gentoo"]
 
 
+SPECIES_NAME_PATTERN = "^(?:" + "|".join(_any_case(name) for name in SPECIES_NAMES) + ")$"
+
+
 @extend_schema_field(
     {
         "oneOf": [
             {"type": "integer", "minimum": 1, "maximum": 3},
-            {"type": "string", "pattern": "^(?:" + "|".join(_any_case(name) for name in SPECIES_NAMES) + ")$"},
+            {"type": "string", "pattern": SPECIES_NAME_PATTERN},
         ],
         "description": "1=Adelie, 2=Chinstrap, 3=Gentoo; the id or the name, in any case.",
         "example": 3,
@@ -116,10 +122,9 @@ class SpeciesField(serializers.Field):
     }
 
     def to_internal_value(self, data):
+        # Exactly what the schema documents: the id as a JSON number, or the name as a string.
         if isinstance(data, str):
-            code = SPECIES_BY_NAME.get(data.strip().lower())
-            if code is None and data.strip().isdigit():
-                code = int(data.strip()) if int(data.strip()) in SPECIES else None
+            code = SPECIES_BY_NAME[data.lower()] if re.fullmatch(SPECIES_NAME_PATTERN, data) else None
         elif isinstance(data, int) and not isinstance(data, bool) and data in SPECIES:
             code = data
         else:
@@ -245,8 +250,35 @@ class VersionDetailSerializer(VersionSerializer):
         return ActivationSerializer(records, many=True).data
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string only: a number or a boolean is refused, not turned into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number only: a numeric string or a boolean is refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str | bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only: a string, a boolean or 42.0 is refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str | bool | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ActivateRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(
+    reason = StrictCharField(
         required=False, allow_blank=True, max_length=500, help_text="Why (kept in the audit trail)."
     )
 
@@ -261,7 +293,12 @@ class SyncReportSerializer(serializers.Serializer):
 
 
 class PredictBatchSerializer(serializers.Serializer):
-    instances = PenguinSerializer(many=True, help_text="One to PENGUIN_MAX_BATCH penguins.")
+    instances = PenguinSerializer(
+        many=True,
+        min_length=1,
+        max_length=settings.PENGUIN_MAX_BATCH,
+        help_text="One to PENGUIN_MAX_BATCH penguins.",
+    )
 
 
 class PredictedRowSerializer(serializers.Serializer):
@@ -323,11 +360,17 @@ class TrainingRunCreateSerializer(serializers.Serializer):
     params = serializers.DictField(
         required=False, default=dict, help_text='Estimator parameters, e.g. {"n_neighbors": 7}.'
     )
-    name = serializers.CharField(
-        required=False, allow_null=True, max_length=64, help_text="Model name; defaults to the algorithm's name."
+    name = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=64,
+        validators=[model_name_validator],
+        help_text="Model name; defaults to the algorithm's name.",
     )
-    test_size = serializers.FloatField(required=False, default=0.2, help_text="Held-out share, 0.05 to 0.5.")
-    seed = serializers.IntegerField(required=False, default=42, min_value=0, max_value=2**32 - 1)
+    test_size = StrictFloatField(
+        required=False, default=0.2, min_value=0.05, max_value=0.5, help_text="Held-out share, 0.05 to 0.5."
+    )
+    seed = StrictIntegerField(required=False, default=42, min_value=0, max_value=2**32 - 1)
     activate = serializers.ChoiceField(
         choices=["policy", "never", "force"],
         required=False,
