@@ -43,7 +43,14 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from loadgen import request_once, run_load  # noqa: E402
 
-PORTS = {"django": 18601, "bare": 18602, "old": 18603}
+PORTS = {"django": 18601, "bare": 18602, "old": 18603, "django-async": 18604}
+# What each server is, for the tables' notes.
+SERVERS = {
+    "django": "the service: DRF view, validation, rate-limit count in Redis, one durable INSERT per answer",
+    "django-async": "the same with PENGUIN_LOG_SYNC_COMMIT=0 (the INSERT does not wait for the WAL flush)",
+    "bare": "bench/bare_app.py: same JSON parsing and loaded model, no Django, no database",
+    "old": "the earlier service's pattern: unpickle the model file on every request, scikit-learn predict",
+}
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
 SECTIONS = ("training", "compute", "single", "memory", "batch", "scale")
 ADELIE = {
@@ -162,9 +169,12 @@ class Server:
     def __init__(self, kind: str, env: dict[str, str], logs: Path, manifest: Path | None = None) -> None:
         self.kind = kind
         self.port = PORTS[kind]
-        app = "penguinsite.wsgi" if kind == "django" else "bare_app:application"
+        self.django = kind.startswith("django")
+        app = "penguinsite.wsgi" if self.django else "bare_app:application"
         env = dict(env, GUNICORN_BIND=f"127.0.0.1:{self.port}")
-        if kind != "django":
+        if kind == "django-async":
+            env["PENGUIN_LOG_SYNC_COMMIT"] = "0"
+        if not self.django:
             env.update(BENCH_MODE=kind, BENCH_MANIFEST=str(manifest))
             env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'bench'}"
         self.log_path = logs / f"gunicorn-{kind}.log"
@@ -176,7 +186,7 @@ class Server:
 
     def _wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        path = "/healthz" if self.kind == "django" else "/"
+        path = "/healthz" if self.django else "/"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = self.log_path.read_text()[-3000:]
@@ -208,19 +218,9 @@ class Server:
                 pass
         return sizes
 
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) used so far by the workers and their database sessions."""
-        pids = self.workers() + self.database_backends
-        total = 0
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
-
-    database_backends: list[int] = []
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU time (user + system) used so far by the workers, and by their database sessions."""
+        return cpu_seconds(self.workers()), cpu_seconds(database_backend_pids() if self.django else [])
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -253,6 +253,17 @@ def warm(server: Server, names: list[str], body: bytes, rounds: int = 40) -> Non
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -432,12 +443,6 @@ def write_manifest(path: Path) -> list[str]:
     return sorted(manifest)
 
 
-def load_row(result) -> list[str]:
-    errors = f" ({result.errors} errors: {result.first_error})" if result.errors else ""
-    cpu = f"{result.cpu_ms:.2f}" if getattr(result, "cpu_ms", None) is not None else "-"
-    return [f"{result.rate:,.0f}{errors}", f"{result.p50:.2f}", f"{result.p99:.2f}", cpu]
-
-
 def database_backend_pids() -> list[int]:
     """The PostgreSQL server processes serving the bench database (their CPU is the service's too)."""
     from django.db import connection
@@ -450,12 +455,26 @@ def database_backend_pids() -> list[int]:
 
 
 def measured_load(server: Server, **kwargs):
-    """run_load, plus the server's CPU time per answered request (workers and database sessions)."""
-    server.database_backends = database_backend_pids() if server.kind == "django" else []
-    before = server.cpu_seconds()
+    """run_load, plus the server's CPU time per answered request (workers; database sessions)."""
+    workers_before, database_before = server.cpu_seconds()
     result = run_load(port=server.port, **kwargs)
-    result.cpu_ms = (server.cpu_seconds() - before) / max(1, result.requests) * 1000
+    workers_after, database_after = server.cpu_seconds()
+    answered = max(1, result.requests)
+    result.cpu_ms = (workers_after - workers_before) / answered * 1000
+    result.db_cpu_ms = (database_after - database_before) / answered * 1000
     return result
+
+
+def load_cells(result) -> list[str]:
+    errors = f" ({result.errors} errors: {result.first_error[:60]})" if result.errors else ""
+    return [
+        f"{result.rate:,.0f}{errors}",
+        f"{result.p50:.2f}",
+        f"{result.p99:.2f}",
+        f"{result.p99 / result.p50:.1f}",
+        f"{result.cpu_ms:.2f}",
+        f"{result.db_cpu_ms:.2f}" if result.db_cpu_ms else "-",
+    ]
 
 
 def section_single(names: list[str], env, logs, manifest, duration: float, results: dict, servers) -> None:
@@ -470,63 +489,32 @@ def section_single(names: list[str], env, logs, manifest, duration: float, resul
                     server, path=f"/classify/{name}", body=body, clients=8, duration=duration
                 )
             results.setdefault("rss", {})[kind] = server.worker_rss_mb()
-    if len(servers) < 3:
-        for name in names:
-            for kind, result in measured[name].items():
-                say(f"{name} {kind}: " + " ".join(load_row(result)))
+    rows = [[name, kind, *load_cells(measured[name][kind])] for name in names for kind in servers]
+    table(
+        f"Single classify: POST /classify/<name>, 8 clients, {duration:g} s per row",
+        ["model", "server", "req/s", "p50 ms", "p99 ms", "p99/p50", "worker CPU ms/req", "database CPU ms/req"],
+        rows,
+        "\n".join(f"- {kind}: {SERVERS[kind]}" for kind in servers)
+        + "\n\nCPU ms/req: CPU time of the gunicorn workers (and of their PostgreSQL sessions) per answer.",
+    )
+    if not {"django", "bare", "old"} <= set(servers):
         return
     rows = []
     for name in names:
         django, bare, old = (measured[name][kind] for kind in ("django", "bare", "old"))
-        rows.append(
-            [
-                name,
-                *load_row(django),
-                *load_row(bare),
-                *load_row(old),
-                f"{django.rate / bare.rate * 100:.0f}%",
-                f"{django.rate / old.rate:.1f}×",
-                f"{django.p99 / django.p50:.1f}",
-            ]
-        )
+        row = [name, f"{django.rate / bare.rate * 100:.0f}%", f"{django.rate / old.rate:.1f}×"]
+        fast = measured[name].get("django-async")
+        if fast is not None:
+            row += [f"{fast.rate / bare.rate * 100:.0f}%", f"{fast.rate / old.rate:.1f}×"]
+        rows.append(row)
         if name == "randomforest":
-            target(
-                "single classify ≥ 40% of bare req/s (randomforest)",
-                f"{django.rate / bare.rate * 100:.0f}%",
-                django.rate / bare.rate >= 0.40,
-            )
-            target(
-                "single classify ≥ 20× old req/s (randomforest)",
-                f"{django.rate / old.rate:.1f}×",
-                django.rate / old.rate >= 20,
-            )
+            target("single classify ≥ 40% of bare req/s (randomforest)", row[1], django.rate / bare.rate >= 0.40)
+            target("single classify ≥ 20× old req/s (randomforest)", row[2], django.rate / old.rate >= 20)
         target(f"p99 ≤ 4× p50 ({name})", f"{django.p99 / django.p50:.1f}×", django.p99 <= 4 * django.p50)
-    table(
-        f"Single classify: POST /classify/<name>, 8 clients, {duration:.0f} s each (req/s, latency ms)",
-        [
-            "model",
-            "django req/s",
-            "p50",
-            "p99",
-            "CPU ms/req",
-            "bare req/s",
-            "p50",
-            "p99",
-            "CPU ms/req",
-            "old req/s",
-            "p50",
-            "p99",
-            "CPU ms/req",
-            "django / bare",
-            "django / old",
-            "django p99/p50",
-        ],
-        rows,
-        "django: the service (DRF view, validation, throttle count, one INSERT per answer) under the "
-        "production gunicorn config; bare: bench/bare_app.py, same parsing and loaded model, no Django, no "
-        "database; old: unpickling the model on every request, as the earlier service did. CPU ms/req: "
-        "server CPU time (gunicorn workers, plus their PostgreSQL sessions for django) per answer.",
-    )
+    header = ["model", "django / bare", "django / old"]
+    if "django-async" in servers:
+        header += ["django-async / bare", "django-async / old"]
+    table("Single classify: the service against its baselines (requests/s, same run)", header, rows)
 
 
 def section_memory(results: dict) -> None:
@@ -536,7 +524,7 @@ def section_memory(results: dict) -> None:
         say("\n(memory: needs the single section)")
         return
     rows = []
-    for kind in ("django", "bare", "old"):
+    for kind in SERVERS:
         if kind in rss:
             rows.append(
                 [
@@ -658,6 +646,71 @@ def section_batch(names: list[str], env, logs, results: dict) -> None:
         "10,000 Prediction rows written, the JSON answer. In-process: scikit-learn predict on the same "
         "array, nothing else.",
     )
+    batch_breakdown(body, "randomforest")
+
+
+def batch_breakdown(body: bytes, name: str) -> None:
+    """Where a 10,000-row batch's time goes: each step of the request path, timed in-process."""
+    from classifier.encoding import SPECIES, parse_rows
+    from classifier.live import live_registry
+    from classifier.models import Prediction
+    from classifier.services import prediction_log
+    from classifier.serving import load_version
+
+    entry = live_registry.entry(name)
+    model = load_version(
+        version_id=entry.version_id,
+        artifact_path=entry.artifact_path,
+        sha256=entry.sha256,
+        runtime=entry.runtime,
+        onnx_path=entry.onnx_path,
+        onnx_sha256=entry.onnx_sha256,
+    )
+    state: dict = {}
+
+    def answer() -> bytes:
+        species, probabilities = state["species"].tolist(), state["probabilities"].round(6).tolist()
+        rows = [
+            {"prediction_id": i, "species_id": code, "species_name": SPECIES[code], "probabilities": proba}
+            for i, code, proba in zip(state["ids"], species, probabilities)
+        ]
+        return json.dumps({"predictions": rows}).encode()
+
+    steps = {
+        "read the JSON body (json.loads)": lambda: state.update(data=json.loads(body)),
+        "validate and convert (parse_rows)": lambda: state.update(matrix=parse_rows(state["data"]["instances"])),
+        "predict with probabilities (onnxruntime)": lambda: state.update(
+            zip(("species", "probabilities"), model.predict_with_proba(state["matrix"], with_proba=True))
+        ),
+        "log 10,000 rows (prediction_log: COPY)": lambda: state.update(
+            ids=prediction_log(
+                model_id=entry.model_id,
+                version_id=entry.version_id,
+                matrix=state["matrix"],
+                species_ids=state["species"],
+                probabilities=state["probabilities"],
+                latency_ms=1.0,
+                endpoint=Prediction.Endpoint.PREDICT,
+            )
+        ),
+        "build and encode the answer (json.dumps)": answer,
+    }
+    timings = {label: [] for label in steps}
+    for _ in range(3):
+        for label, step in steps.items():
+            started = time.perf_counter()
+            step()
+            timings[label].append(time.perf_counter() - started)
+    medians = {label: statistics.median(values) * 1000 for label, values in timings.items()}
+    total = sum(medians.values())
+    rows = [[label, f"{ms:.0f}", f"{ms / total * 100:.0f}%"] for label, ms in medians.items()]
+    rows.append(["sum of the steps", f"{total:.0f}", f"{10_000 / total * 1000:,.0f} rows/s"])
+    table(
+        f"Batch breakdown: one 10,000-row request to {name}, step by step in-process (median of 3, ms)",
+        ["step", "ms", "share"],
+        rows,
+        "Not included: HTTP transfer of 1.1 MB in and 1.5 MB out, gunicorn, Django and DRF dispatch.",
+    )
 
 
 def section_scale(names: list[str], env, logs, duration: float, total_rows: int, results: dict) -> None:
@@ -679,8 +732,8 @@ def section_scale(names: list[str], env, logs, duration: float, total_rows: int,
         prediction_log_clear()
         warm(server, ["randomforest"], body)
         prediction_log_clear()
-        classify["empty"] = run_load(
-            port=server.port, path="/classify/randomforest", body=body, clients=8, duration=duration
+        classify["empty"] = measured_load(
+            server, path="/classify/randomforest", body=body, clients=8, duration=duration
         )
         for label, rows in (("1k", 1_000), ("big", total_rows)):
             started = time.perf_counter()
@@ -689,9 +742,7 @@ def section_scale(names: list[str], env, logs, duration: float, total_rows: int,
                 fill_seconds = time.perf_counter() - started
             for page, path in pages.items():
                 timings.setdefault(page, {})[label] = _time_get(server.port, path, cookie, repeat=15)
-        classify["full"] = run_load(
-            port=server.port, path="/classify/randomforest", body=body, clients=8, duration=duration
-        )
+        classify["full"] = measured_load(server, path="/classify/randomforest", body=body, clients=8, duration=duration)
     rows = []
     limits = {"API list page": 2.0, "API filtered page": 2.0, "admin changelist": 3.0}
     for page, path in pages.items():

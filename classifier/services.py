@@ -210,6 +210,25 @@ def model_version_mark_broken(*, version_id: int, reason: str) -> None:
         logger.warning("model version %s marked broken: %s", version_id, reason)
 
 
+def model_version_convert(*, version: ModelVersion) -> ModelVersion:
+    """Give an existing version the fast path: export its pickle to ONNX, with the parity check.
+
+    For versions registered before the fast path existed (their runtime is ``sklearn`` with
+    no reason) or whose export failed. The pickle is verified before it is unpickled and
+    stays the source of truth; only the runtime fields change, and every serving process
+    picks the new runtime up at its next registry check. Raises ``artifacts.ArtifactError``
+    or ``ModelUnusable`` when the pickle cannot be used.
+    """
+    estimator = artifacts.unpickle(artifacts.read_verified(version.artifact_path, version.sha256))
+    export = _fast_path_export(estimator, inspect_estimator(estimator))
+    fields = _runtime_fields(export, artifacts.version_dir(version.model.name, version.number))
+    with transaction.atomic():
+        _lock_registry()
+        ModelVersion.objects.filter(pk=version.pk).update(**fields)
+    version.refresh_from_db()
+    return version
+
+
 @dataclass
 class SyncReport:
     added: list[str] = field(default_factory=list)

@@ -324,6 +324,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "classifier.api.schema.complete_error_responses",
+        "classifier.api.schema.require_one_of_request_bodies",
+        # Each algorithm's estimator parameters, as training.params accepts them.
+        "training.params.document_training_params",
     ],
 }
 

@@ -283,3 +283,38 @@ def test_the_bulk_log_writes_the_same_json_as_one_row_at_a_time():
     for text, row in zip(bulk_log.inputs_json(matrix), matrix):
         assert json.loads(text) == row_to_input(row)
         assert text == json.dumps(row_to_input(row))
+
+
+def test_convert_models_gives_an_older_version_the_fast_path(client, knn_model, artifacts_dir):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    # As registered before the fast path existed: no ONNX file, runtime sklearn, no reason.
+    (artifacts_dir / knn_model.onnx_path).unlink()
+    ModelVersion.objects.filter(pk=knn_model.pk).update(runtime="sklearn", onnx_path="", onnx_sha256="")
+    assert classify(client, "knn", ADELIE).status_code == 200
+    assert next(iter(loaded_cache._items.values())).runtime == "sklearn"
+
+    out = StringIO()
+    call_command("convert_models", stdout=out)
+
+    assert "knn v1: served by onnxruntime from registry/knn/v1/model.onnx" in out.getvalue()
+    knn_model.refresh_from_db()
+    assert knn_model.runtime == "onnx"
+    assert artifacts.sha256_file(artifacts_dir / knn_model.onnx_path) == knn_model.onnx_sha256
+    response = classify(client, "knn", GENTOO)  # the registry changed: the worker reloads it
+    assert response.json()["species_name"] == "Gentoo"
+    assert loaded(knn_model).runtime == "onnx"
+
+
+def test_the_version_detail_says_which_runtime_serves_it(api_client, knn_model, artifacts_dir):
+    drop(artifacts_dir, "homemade", MajorityVote().fit(dataset_load(DATA).features(), dataset_load(DATA).target()))
+    services.registry_sync()
+
+    fast = api_client.get("/api/v1/models/knn/versions/1").json()
+    slow = api_client.get("/api/v1/models/homemade/versions/1").json()
+
+    assert (fast["runtime"], fast["runtime_reason"]) == ("onnx", "")
+    assert slow["runtime"] == "sklearn"
+    assert "MajorityVote" in slow["runtime_reason"]

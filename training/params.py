@@ -26,8 +26,8 @@ def _interval(interval: Interval) -> dict[str, Any]:
     integral = interval.type is numbers.Integral
     schema: dict[str, Any] = {"type": "integer" if integral else "number"}
     if interval.type is RealNotInt:
-        # scikit-learn tells 1 (a count) from 1.0 (a share); JSON cannot, so a share must
-        # have a fractional part.
+        # scikit-learn tells 1 (a count) from 1.0 (a share) by the number's type; so does
+        # JSON (as OpenAPI 3.0 reads it): a share is written with a decimal point.
         schema["not"] = {"type": "integer"}
     if interval.left is not None and math.isfinite(interval.left):
         schema["minimum"] = interval.left
@@ -108,7 +108,7 @@ def _matches(schema: dict[str, Any], value: Any) -> bool:
             return False
         if isinstance(value, float) and not math.isfinite(value):
             return False
-        if "not" in schema and (isinstance(value, int) or value.is_integer()):
+        if "not" in schema and not isinstance(value, float):
             return False
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and (value < low or (schema.get("exclusiveMinimum") and value == low)):
@@ -129,7 +129,7 @@ def _describe(schema: dict[str, Any]) -> str:
         return "one of " + ", ".join(repr(option) for option in schema["enum"] if option is not None)
     kind = {"integer": "a whole number", "number": "a number", "boolean": "true or false"}.get(schema["type"], "text")
     if "not" in schema:
-        kind = "a fraction (a number with a decimal part)"
+        kind = "a share written with a decimal point"
     bounds = []
     if "minimum" in schema:
         bounds.append(f"{'>' if schema.get('exclusiveMinimum') else '>='} {schema['minimum']:g}")

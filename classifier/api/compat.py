@@ -63,7 +63,9 @@ class ClassifyView(APIView):
         operation_id="compat_classify",
         tags=["compatible"],
         summary="Classify one penguin with a model's active version",
-        request=PenguinSerializer,
+        # Bodies are read as JSON whatever their Content-Type (earlier clients omit it), but
+        # JSON is what is documented: a YAML or XML body is not a penguin.
+        request={"application/json": PenguinSerializer},
         responses={
             200: CompatClassifySerializer,
             400: OpenApiResponse(ErrorSerializer, description="A field is missing, of the wrong type or out of range."),

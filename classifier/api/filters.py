@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 
-from classifier.encoding import SPECIES, SPECIES_BY_NAME
+from classifier.encoding import SPECIES_BY_NAME
 from classifier.models import MLModel, ModelVersion, Prediction
 from training.models import TrainingRun
 
 SPECIES_HELP = "Species id (1=Adelie, 2=Chinstrap, 3=Gentoo) or name, any case."
+SPECIES_PATTERN = "^(?:[123]|" + "|".join(
+    "".join(f"[{char.lower()}{char.upper()}]" for char in name) for name in SPECIES_BY_NAME
+) + ")$"
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+# Every filter accepts exactly what the schema documents for it (schemathesis checks both
+# ways): no stripped spaces, no "1.0" for an integer, no "yes" for a boolean.
 
 
 class SpeciesField(forms.Field):
@@ -19,33 +28,89 @@ class SpeciesField(forms.Field):
     def to_python(self, value):
         if value in self.empty_values:
             return None
-        text = str(value).strip()
-        if text.isdigit() and int(text) in SPECIES:
-            return int(text)
-        code = SPECIES_BY_NAME.get(text.lower())
-        if code is None:
-            raise forms.ValidationError(f"Unknown species {text[:40]!r}; use 1, 2, 3 or Adelie, Chinstrap, Gentoo.")
-        return code
+        text = str(value)
+        if not re.fullmatch(SPECIES_PATTERN, text):
+            # The value goes in params: django-filter formats the message with %, and a
+            # value holding "%" must not be read as a format.
+            raise forms.ValidationError(
+                "Unknown species %(value)s; use 1, 2, 3 or Adelie, Chinstrap, Gentoo.",
+                params={"value": repr(text[:40])},
+            )
+        return int(text) if text.isdigit() else SPECIES_BY_NAME[text.lower()]
 
 
-@extend_schema_field({"type": "string", "description": SPECIES_HELP, "example": "Gentoo"})
+@extend_schema_field({"type": "string", "pattern": SPECIES_PATTERN, "description": SPECIES_HELP, "example": "Gentoo"})
 class SpeciesFilter(filters.Filter):
     field_class = SpeciesField
 
 
+MAX_VERSION = 2**31 - 1
+
+
+class VersionNumberField(forms.IntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(min_value=1, max_value=MAX_VERSION, **kwargs)
+
+    def to_python(self, value):
+        if value not in self.empty_values and not re.fullmatch(r"[0-9]{1,10}", str(value)):
+            raise forms.ValidationError("Enter a version number such as 3.", code="invalid")
+        return super().to_python(value)
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_VERSION})
 class IntegerFilter(filters.NumberFilter):
-    field_class = forms.IntegerField
+    field_class = VersionNumberField
 
 
-class ModelFilter(filters.FilterSet):
-    algorithm = filters.CharFilter(help_text="Catalogue algorithm, e.g. knn.")
+class StrictBooleanField(forms.Field):
+    widget = forms.TextInput  # the default select widget would turn any text into true/false/None
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if value not in {"true", "false"}:
+            raise forms.ValidationError("Enter true or false.", code="invalid")
+        return value == "true"
+
+
+class BooleanFilter(filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+    def __init__(self, *args, **kwargs):
+        # DRF's BooleanFilter defaults to BooleanWidget, which turns "true" into True (and
+        # "yes" into None) before the field sees it: hand the field the text as sent.
+        kwargs.setdefault("widget", forms.TextInput)
+        super().__init__(*args, **kwargs)
+
+
+@extend_schema_field({"type": "string", "pattern": NO_NUL_PATTERN})
+class TextFilter(filters.CharFilter):
+    """Free text; a NUL character (PostgreSQL cannot compare one) is refused by the form field."""
+
+
+class StrictFilterSet(filters.FilterSet):
+    """A parameter given without a value (``?source=``) is an error, not "no filter"; free text aside."""
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name, filter_ in self.filters.items():
+            if isinstance(filter_, TextFilter) or name not in self.data:
+                continue
+            if any(value == "" for value in self.data.getlist(name)):
+                self.form.add_error(name, "Give a value, or leave the parameter out.")
+                valid = False
+        return valid
+
+
+class ModelFilter(StrictFilterSet):
+    algorithm = TextFilter(help_text="Catalogue algorithm, e.g. knn.")
 
     class Meta:
         model = MLModel
         fields = ["algorithm"]
 
 
-class ModelVersionFilter(filters.FilterSet):
+class ModelVersionFilter(StrictFilterSet):
     source = filters.ChoiceFilter(choices=ModelVersion.Source.choices, help_text="trained or discovered.")
 
     class Meta:
@@ -53,12 +118,12 @@ class ModelVersionFilter(filters.FilterSet):
         fields = ["source"]
 
 
-class PredictionFilter(filters.FilterSet):
-    model = filters.CharFilter(field_name="model__name", help_text="Model name.")
+class PredictionFilter(StrictFilterSet):
+    model = TextFilter(field_name="model__name", help_text="Model name.")
     version = IntegerFilter(field_name="version__number", help_text="Version number (best with ?model=).")
     species = SpeciesFilter(field_name="species_id", help_text=f"Predicted species. {SPECIES_HELP}")
     true_species = SpeciesFilter(field_name="true_species_id", help_text=f"Species from feedback. {SPECIES_HELP}")
-    has_feedback = filters.BooleanFilter(
+    has_feedback = BooleanFilter(
         field_name="true_species_id",
         lookup_expr="isnull",
         exclude=True,
@@ -77,10 +142,10 @@ class PredictionFilter(filters.FilterSet):
         fields: list[str] = []
 
 
-class TrainingRunFilter(filters.FilterSet):
+class TrainingRunFilter(StrictFilterSet):
     status = filters.ChoiceFilter(choices=TrainingRun.Status.choices, help_text="queued, running, succeeded, failed.")
-    model = filters.CharFilter(field_name="model_name", help_text="Model name.")
-    algorithm = filters.CharFilter(help_text="Catalogue algorithm.")
+    model = TextFilter(field_name="model_name", help_text="Model name.")
+    algorithm = TextFilter(help_text="Catalogue algorithm.")
     trigger = filters.ChoiceFilter(choices=TrainingRun.Trigger.choices, help_text="Who asked: admin, api, command.")
 
     class Meta:

@@ -120,3 +120,24 @@ def complete_error_responses(result, generator, request, public):
                 if content is not None and int(status) in _ERRORS and not content.get("examples"):
                     content["examples"] = {f"Error{status}": {"value": _ERRORS[int(status)][1]}}
     return result
+
+
+def require_one_of_request_bodies(result, generator, request, public):
+    """Postprocessing hook: a body that is one of several shapes, each with required fields, is required.
+
+    drf-spectacular marks a request body required only when its serializer has required
+    fields, which a ``oneOf`` (predict: one penguin or a batch) has not at its top level.
+    """
+    schemas = result.get("components", {}).get("schemas", {})
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if not body or body.get("required"):
+                continue
+            for content in body.get("content", {}).values():
+                ref = content.get("schema", {}).get("$ref", "")
+                branches = schemas.get(ref.rsplit("/", 1)[-1], {}).get("oneOf", [])
+                resolved = [schemas.get(b.get("$ref", "").rsplit("/", 1)[-1], b) for b in branches]
+                if resolved and all(branch.get("required") for branch in resolved):
+                    body["required"] = True
+    return result

@@ -9,6 +9,7 @@ the prediction log needs a login; every write, and the training runs, need a sta
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -88,6 +89,24 @@ class NewestFirstCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def get_page_size(self, request) -> int:
+        """``?page_size=`` from 1 to max_page_size; anything else is a 400, not silently the default."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if re.fullmatch(r"[0-9]{1,4}", raw) and 1 <= int(raw) <= self.max_page_size:
+            return int(raw)
+        raise ValidationError(
+            {self.page_size_query_param: [f"Expected a whole number from 1 to {self.max_page_size}; got {raw[:20]!r}."]}
+        )
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
+        return parameters
+
 
 class ApiV1Mixin:
     # Size-bounded JSON: a body over PENGUIN_MAX_BODY_BYTES is refused (413) unread.
@@ -150,7 +169,11 @@ class MLModelViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
             resource_type_field_name=None,
         ),
         parameters=[
-            OpenApiParameter("version", int, description="Score with this version number instead of the active one."),
+            OpenApiParameter(
+                "version",
+                {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                description="Score with this version number instead of the active one.",
+            ),
         ],
         responses={
             200: PredictResponseSerializer,
@@ -244,9 +267,9 @@ def _model_not_found(name: str) -> NotFound:
 
 def _version_param(request) -> int | None:
     raw = request.query_params.get("version")
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    if raw.isdigit() and 0 < int(raw) < 2**31:
+    if re.fullmatch(r"[0-9]{1,10}", raw) and 0 < int(raw) < 2**31:
         return int(raw)
     raise ValidationError({"version": [f"Expected a version number such as 1 or 2; got {raw[:20]!r}."]})
 
