@@ -293,8 +293,8 @@ class SyncReportSerializer(serializers.Serializer):
 
 
 class PredictBatchSerializer(serializers.Serializer):
-    instances = PenguinSerializer(
-        many=True,
+    instances = serializers.ListField(
+        child=PenguinSerializer(),
         min_length=1,
         max_length=settings.PENGUIN_MAX_BATCH,
         help_text="One to PENGUIN_MAX_BATCH penguins.",
