@@ -15,6 +15,7 @@ runtime, onnx_path, onnx_sha256}}`` written by bench/run.py from the registry.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 
@@ -30,6 +31,7 @@ MODE = os.environ.get("BENCH_MODE", "bare")
 with open(os.environ["BENCH_MANIFEST"]) as _handle:
     MANIFEST: dict[str, dict] = json.load(_handle)
 JSON_HEADERS = [("Content-Type", "application/json")]
+gc.freeze()  # as penguinsite/wsgi.py does: what is loaded at start stays out of full collections
 
 
 def _answer(start_response, status: str, body: dict) -> list[bytes]:

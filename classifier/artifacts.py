@@ -15,7 +15,7 @@ import io
 import os
 import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import joblib
@@ -42,7 +42,23 @@ def version_dir(model_name: str, number: int) -> Path:
 
 
 def absolute(relative: str) -> Path:
+    """The file a registry path names, which is always inside the artifacts folder.
+
+    A registry row can only name files under ``PENGUIN_ARTIFACTS_DIR``: an absolute path or
+    a ``..`` is refused, so someone who can write the database but not that folder cannot
+    make the service unpickle a file of their choosing (README, "Trust and security").
+    """
+    parts = PurePosixPath(relative).parts
+    if not parts or PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
+        raise ArtifactError(f"artifact path {relative[:100]!r} is not inside the artifacts folder; refused")
     return root() / relative
+
+
+def is_file(relative: str) -> bool:
+    try:
+        return absolute(relative).is_file()
+    except ArtifactError:
+        return False
 
 
 def relative(path: Path) -> str:

@@ -73,10 +73,12 @@ class LiveRegistry:
             for relative, sha256 in ((entry.artifact_path, entry.sha256), (entry.onnx_path, entry.onnx_sha256)):
                 if not relative:
                     continue
-                path = str(artifacts.absolute(relative))
                 try:
+                    path = str(artifacts.absolute(relative))
                     stat = os.stat(path)
                     signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+                except artifacts.ArtifactError:
+                    continue  # refused when the version is loaded
                 except OSError:
                     signature = None
                 seen[path] = signature

@@ -327,7 +327,7 @@ def registry_sync(*, actor: str = "sync") -> SyncReport:
         for version in ModelVersion.objects.filter(source=ModelVersion.Source.TRAINED, broken_reason="").select_related(
             "model"
         ):
-            if not artifacts.absolute(version.artifact_path).is_file():
+            if not artifacts.is_file(version.artifact_path):
                 version.broken_reason = f"artifact file {version.artifact_path} is missing"
                 version.save(update_fields=["broken_reason"])
                 report.broken.append(f"{version.model.name} v{version.number}")

@@ -318,3 +318,13 @@ def test_the_version_detail_says_which_runtime_serves_it(api_client, knn_model, 
     assert (fast["runtime"], fast["runtime_reason"]) == ("onnx", "")
     assert slow["runtime"] == "sklearn"
     assert "MajorityVote" in slow["runtime_reason"]
+
+
+@pytest.mark.parametrize("variable", ["PENGUIN_LOG_SYNC_COMMIT", "DATABASE_CONN_HEALTH_CHECKS"])
+def test_a_bad_value_for_a_speed_switch_stops_start_up_naming_it(variable):
+    from .test_settings import start
+
+    result = start({variable: "sometimes"})
+
+    assert result.returncode != 0
+    assert variable in result.stderr

@@ -103,12 +103,14 @@ def test_retraining_twice_under_load_serves_every_request_with_a_version_that_ex
             trained = time.monotonic()
             # Every serving process picks the new version up within its refresh interval.
             wait_for(
-                lambda number=number, trained=trained: sum(
-                    1
-                    for answer in clients.snapshot()
-                    if answer.started > trained and answer.status == 200 and answered(answer)[1] == number
-                )
-                >= 2 * CLIENTS,
+                lambda number=number, trained=trained: (
+                    sum(
+                        1
+                        for answer in clients.snapshot()
+                        if answer.started > trained and answer.status == 200 and answered(answer)[1] == number
+                    )
+                    >= 2 * CLIENTS
+                ),
                 timeout=30,
                 what=f"answers from v{number}",
             )

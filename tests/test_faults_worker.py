@@ -101,9 +101,7 @@ def test_a_worker_child_killed_mid_training_fails_the_run_registers_nothing_and_
         assert_next_run_succeeds_and_serves(stack, env, "knn-after-child-kill")
 
 
-def test_a_whole_worker_killed_mid_training_is_recovered_by_the_sweep_and_the_next_run_succeeds(
-    live_stack, tmp_path
-):
+def test_a_whole_worker_killed_mid_training_is_recovered_by_the_sweep_and_the_next_run_succeeds(live_stack, tmp_path):
     stack = live_stack
     env = worker_env(stack)
     with celery_worker(env, log=tmp_path / "worker-1.log") as worker:

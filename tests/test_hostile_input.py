@@ -105,7 +105,7 @@ def test_a_declared_length_of_a_terabyte_is_refused_before_anything_is_read(live
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(
             b"POST /api/v1/models/knn/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 1000000000000\r\nConnection: close\r\n\r\n{\"island\": 1"
+            b'Content-Length: 1000000000000\r\nConnection: close\r\n\r\n{"island": 1'
         )
         answer = b""
         while chunk := conn.recv(65536):
@@ -285,7 +285,7 @@ def test_no_answer_names_the_artifacts_folder_or_shows_a_traceback(staff, reader
         staff.post("/api/v1/models/knn/predict?version=2", ADELIE, format="json"),
         staff.post("/api/v1/models/knn/versions/2/activate", {}, format="json"),
         staff.post("/api/v1/training-runs/", {"algorithm": "knn", "params": {"nope": 1}}, format="json"),
-        staff.generic("POST", "/classify/knn", b"{\"island\": NaN}", content_type="application/json"),
+        staff.generic("POST", "/classify/knn", b'{"island": NaN}', content_type="application/json"),
         staff.get("/no/such/page"),
         staff.get("/readyz"),
     ]

@@ -310,3 +310,45 @@ def test_passwords_and_tokens_never_reach_the_log(all_logs, world, staff_user, m
     assert "RuntimeError" in logged, "the capture saw the error log line"
     for secret in (password, wrong_password, token, wrong_token, "session-secret-123"):
         assert secret not in logged, f"{secret[:6]}… was logged"
+
+
+# --- the pickle trust boundary ------------------------------------------------------------------
+
+
+class _Marker:
+    """Unpickling this writes a file: the proof that a pickle was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("where", ["absolute", "dot-dot"])
+def test_a_registry_row_cannot_make_the_service_load_a_file_outside_the_artifacts_folder(
+    knn_model, artifacts_dir, tmp_path, where
+):
+    """Someone who can write the database but not the artifacts folder gains nothing."""
+    import pickle
+
+    from classifier import artifacts
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps(_Marker(str(marker))))
+    path = str(evil) if where == "absolute" else f"registry/knn/v1/../../../../{evil.name}"
+    if where == "dot-dot":
+        (artifacts_dir.parent / evil.name).write_bytes(evil.read_bytes())
+    ModelVersion.objects.filter(pk=knn_model.pk).update(
+        artifact_path=path, sha256=artifacts.sha256_file(evil), runtime="sklearn", onnx_path=""
+    )
+
+    response = Client().post("/classify/knn", ADELIE, content_type="application/json")
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "model_unavailable"
+    assert not marker.exists(), "the pickle was loaded"
+    with pytest.raises(artifacts.ArtifactError, match="is not inside the artifacts folder"):
+        artifacts.read_verified(path, artifacts.sha256_file(evil))
+    knn_model.refresh_from_db()
+    assert knn_model.status == "broken"

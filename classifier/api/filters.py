@@ -13,9 +13,11 @@ from classifier.models import MLModel, ModelVersion, Prediction
 from training.models import TrainingRun
 
 SPECIES_HELP = "Species id (1=Adelie, 2=Chinstrap, 3=Gentoo) or name, any case."
-SPECIES_PATTERN = "^(?:[123]|" + "|".join(
-    "".join(f"[{char.lower()}{char.upper()}]" for char in name) for name in SPECIES_BY_NAME
-) + ")$"
+SPECIES_PATTERN = (
+    "^(?:[123]|"
+    + "|".join("".join(f"[{char.lower()}{char.upper()}]" for char in name) for name in SPECIES_BY_NAME)
+    + ")$"
+)
 NO_NUL_PATTERN = "^[^\\x00]*$"
 
 # Every filter accepts exactly what the schema documents for it (schemathesis checks both
