@@ -31,12 +31,13 @@ def _reset_connections(app) -> None:
 
 
 @pytest.fixture
-def redis_server(settings):
+def redis_server(settings, monkeypatch):
     """A private redis-server as broker and cache; stopped by the test, removed afterwards."""
     from penguinsite.celery import app
 
     with private_redis() as redis:
-        previous = app.conf.broker_url
+        # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+        monkeypatch.setenv("CELERY_BROKER_URL", redis.url)
         settings.CELERY_BROKER_URL = redis.url
         settings.CELERY_TASK_ALWAYS_EAGER = False
         settings.CACHES = {
@@ -46,12 +47,12 @@ def redis_server(settings):
                 "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
             }
         }
-        app.conf.broker_url = redis.url
         _reset_connections(app)
+        assert app.conf.broker_write_url == redis.url
         try:
             yield redis
         finally:
-            app.conf.broker_url = previous
+            monkeypatch.undo()
             _reset_connections(app)
 
 

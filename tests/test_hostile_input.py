@@ -181,6 +181,16 @@ def test_odd_filters_on_the_prediction_log_are_answered_in_json(reader, knn_mode
     assert response["Content-Type"] == "application/json"
 
 
+@pytest.mark.parametrize(
+    "moment", ["0272-06-23T22:57:03+19:09", "0001-01-01T00:00:00+10:00", "9999-12-31T23:00:00-10:00"]
+)
+def test_times_with_any_offset_or_at_the_ends_of_the_calendar_filter_the_log(reader, knn_model, moment):
+    """ISO 8601 allows offsets PostgreSQL does not, and instants Python cannot hold in UTC."""
+    for name in ("created_after", "created_before"):
+        response = reader.get(f"/api/v1/predictions?{name}={quote(moment)}")
+        assert response.status_code == 200, response.content
+
+
 @pytest.mark.parametrize("query", ["algorithm=%00", "status=%00", "model_name=%00", "source=%00"])
 def test_odd_filters_on_models_and_runs_are_answered_in_json(staff, knn_model, query):
     for path in ("/api/v1/models", "/api/v1/training-runs", "/api/v1/models/knn/versions"):
@@ -201,6 +211,10 @@ def test_odd_filters_on_models_and_runs_are_answered_in_json(staff, knn_model, q
         ({"algorithm": "knn", "params": {"n_neighbors": -1}}, "n_neighbors"),
         ({"algorithm": "knn", "params": {"__class__": "os.system"}}, "__class__"),
         ({"algorithm": "../knn"}, "algorithm"),
+        ({"algorithm": "knn", "seed": 2**31}, "seed"),
+        ({"algorithm": "knn", "seed": "42"}, "seed"),
+        ({"algorithm": "knn", "test_size": "0.3"}, "test_size"),
+        ({"algorithm": "knn", "name": 0}, "name"),
     ],
 )
 def test_hostile_training_requests_are_400_naming_the_field_and_record_nothing(staff, body, field):
@@ -210,9 +224,16 @@ def test_hostile_training_requests_are_400_naming_the_field_and_record_nothing(s
     assert TrainingRun.objects.count() == 0 and ModelVersion.objects.count() == 0
 
 
+@pytest.mark.parametrize("reason", [0, ["x"], "\u00a0" * 501, "x" * 501])
+def test_an_activation_reason_that_is_not_a_short_text_is_400_and_activates_nothing(staff, knn_model, reason):
+    response = staff.post("/api/v1/models/knn/versions/1/activate", {"reason": reason}, format="json")
+    assert "reason" in assert_json_error(response, {400})["errors"]
+    assert knn_model.activations.count() == 1  # the registration's own
+
+
 @pytest.mark.parametrize(
     "params",
-    [{"n_neighbors": 10**100}, {"metric_params": {"nope": 1}}, {"n_neighbors": 3, "weights": "distance", "p": 10**9}],
+    [{"n_neighbors": 10**100}, {"n_neighbors": 500}, {"metric": "precomputed"}],
 )
 def test_params_that_only_fail_in_training_end_in_a_failed_run_with_the_reason(staff, params):
     response = staff.post("/api/v1/training-runs/", {"algorithm": "knn", "params": params}, format="json")

@@ -76,7 +76,8 @@ def walk(patterns, prefix="", namespace=None):
 def served_methods(name: str, callback) -> set[str]:
     actions = getattr(callback, "actions", None)  # a DRF viewset route
     if actions:
-        return {method.upper() for method in actions}
+        # DRF adds "head" to a GET route's actions the first time it is called.
+        return {method.upper() for method in actions if method not in {"head", "options"}}
     view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
     if view is not None:
         return {m.upper() for m in view.http_method_names if m not in {"options", "head"} and hasattr(view, m)}

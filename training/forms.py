@@ -10,7 +10,7 @@ from django import forms
 from classifier.models import model_name_validator
 
 from .catalogue import CATALOGUE, ParamError, parse_param_pairs
-from .services import training_request_validate
+from .services import MAX_SEED, training_request_validate
 
 
 def params_from_text(text: str) -> dict[str, Any]:
@@ -49,7 +49,7 @@ class TrainModelForm(forms.Form):
     test_size = forms.FloatField(
         initial=0.2, min_value=0.05, max_value=0.5, help_text="Held-out share for the test metrics."
     )
-    seed = forms.IntegerField(initial=42, min_value=0, max_value=2**32 - 1, help_text="Split and estimator seed.")
+    seed = forms.IntegerField(initial=42, min_value=0, max_value=MAX_SEED, help_text="Split and estimator seed.")
     activation = forms.ChoiceField(
         choices=[
             ("policy", "by the promotion policy (unless test F1 drops by more than the margin)"),

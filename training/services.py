@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 ACTIVATION_MODES = ("policy", "never", "force")
+MAX_SEED = 2**31 - 1  # the largest seed a run's row holds (a 32-bit integer column)
 
 
 class TrainingConflict(Exception):
@@ -175,6 +176,8 @@ def training_run_create(
     """
     if activation not in ACTIVATION_MODES:
         raise ParamError("activate", f"activate must be one of {', '.join(ACTIVATION_MODES)}; got {activation!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ParamError("seed", f"seed must be a whole number from 0 to {MAX_SEED}; got {seed!r:.30}.")
     name, path = training_request_validate(
         algorithm=algorithm, params=params, model_name=model_name, data_path=data_path, test_size=test_size
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from django import forms
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
 from classifier.encoding import SPECIES_BY_NAME
@@ -85,6 +87,28 @@ class BooleanFilter(filters.BooleanFilter):
         super().__init__(*args, **kwargs)
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, turned into UTC before it reaches the database.
+
+    PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows (``+19:09``). An instant
+    that Python cannot hold in UTC (year 1 at +10:00 is still year 0 in UTC) lies before or
+    after every row, so it becomes the earliest or latest time there is.
+    """
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
+class IsoDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 @extend_schema_field({"type": "string", "pattern": NO_NUL_PATTERN})
 class TextFilter(filters.CharFilter):
     """Free text; a NUL character (PostgreSQL cannot compare one) is refused by the form field."""
@@ -132,10 +156,10 @@ class PredictionFilter(StrictFilterSet):
         help_text="Only rows with (or without) feedback.",
     )
     endpoint = filters.ChoiceFilter(choices=Prediction.Endpoint.choices, help_text="Which door answered.")
-    created_after = filters.IsoDateTimeFilter(
+    created_after = IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="ISO 8601 time; rows at or after it."
     )
-    created_before = filters.IsoDateTimeFilter(
+    created_before = IsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="ISO 8601 time; rows strictly before it."
     )
 

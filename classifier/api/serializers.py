@@ -17,6 +17,7 @@ from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
 from classifier.selectors import version_live_accuracy
 from training.catalogue import CATALOGUE
 from training.models import TrainingRun
+from training.services import MAX_SEED
 
 
 def _any_case(word: str) -> str:
@@ -251,7 +252,12 @@ class VersionDetailSerializer(VersionSerializer):
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string only: a number or a boolean is refused, not turned into text."""
+    """A JSON string only, kept as sent: a number or a boolean is refused, not turned into text,
+    and surrounding spaces are not trimmed (so ``maxLength`` means what the schema says)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -370,7 +376,7 @@ class TrainingRunCreateSerializer(serializers.Serializer):
     test_size = StrictFloatField(
         required=False, default=0.2, min_value=0.05, max_value=0.5, help_text="Held-out share, 0.05 to 0.5."
     )
-    seed = StrictIntegerField(required=False, default=42, min_value=0, max_value=2**32 - 1)
+    seed = StrictIntegerField(required=False, default=42, min_value=0, max_value=MAX_SEED)
     activate = serializers.ChoiceField(
         choices=["policy", "never", "force"],
         required=False,
