@@ -28,7 +28,11 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     first_error: str = ""
-    cpu_ms: float | None = None  # server CPU per answered request, when the caller measured it
+    # Filled in by callers that measure the server's CPU time (bench/run.py measured_load).
+    cpu_seconds: float = 0.0
+    db_cpu_seconds: float = 0.0
+    cpu_ms: float | None = None
+    db_cpu_ms: float | None = None
 
     @property
     def rate(self) -> float:

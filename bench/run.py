@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
-from loadgen import request_once, run_load  # noqa: E402
+from loadgen import LoadResult, request_once, run_load  # noqa: E402
 
 PORTS = {"django": 18601, "bare": 18602, "old": 18603, "django-relaxed": 18604}
 # What each server is, for the tables' notes.
@@ -219,9 +219,9 @@ class Server:
                 pass
         return sizes
 
-    def cpu_seconds(self) -> tuple[float, float]:
-        """CPU time (user + system) used so far by the workers, and by their database sessions."""
-        return cpu_seconds(self.workers()), cpu_seconds(database_backend_pids() if self.django else [])
+    def cpu_snapshot(self) -> tuple[dict[int, float], dict[int, float]]:
+        """CPU time (user + system) used so far by each worker, and by each database session."""
+        return cpu_by_pid(self.workers()), cpu_by_pid(database_backend_pids() if self.django else [])
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -256,15 +256,21 @@ def warm(server: Server, names: list[str], body: bytes, rounds: int = 40) -> Non
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        found[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two snapshots (a process that started in between counts whole)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -457,13 +463,30 @@ def database_backend_pids() -> list[int]:
 
 def measured_load(server: Server, **kwargs):
     """run_load, plus the server's CPU time per answered request (workers; database sessions)."""
-    workers_before, database_before = server.cpu_seconds()
+    workers_before, database_before = server.cpu_snapshot()
     result = run_load(port=server.port, **kwargs)
-    workers_after, database_after = server.cpu_seconds()
+    workers_after, database_after = server.cpu_snapshot()
+    result.cpu_seconds = cpu_used(workers_before, workers_after)
+    result.db_cpu_seconds = cpu_used(database_before, database_after)
     answered = max(1, result.requests)
-    result.cpu_ms = (workers_after - workers_before) / answered * 1000
-    result.db_cpu_ms = (database_after - database_before) / answered * 1000
+    result.cpu_ms = result.cpu_seconds / answered * 1000
+    result.db_cpu_ms = result.db_cpu_seconds / answered * 1000
     return result
+
+
+def combined(parts: list) -> LoadResult:
+    """Several load runs against one server as one result (requests, time, latencies, CPU)."""
+    total = LoadResult()
+    for part in parts:
+        total.requests += part.requests
+        total.errors += part.errors
+        total.seconds += part.seconds
+        total.latencies_ms.extend(part.latencies_ms)
+        total.first_error = total.first_error or part.first_error
+    answered = max(1, total.requests)
+    total.cpu_ms = sum(part.cpu_seconds for part in parts) / answered * 1000
+    total.db_cpu_ms = sum(part.db_cpu_seconds for part in parts) / answered * 1000
+    return total
 
 
 def load_cells(result) -> list[str]:
@@ -478,21 +501,33 @@ def load_cells(result) -> list[str]:
     ]
 
 
+ROUNDS = 5
+
+
 def section_single(names: list[str], env, logs, manifest, duration: float, results: dict, servers) -> None:
+    """Every server runs at once; each model's load is split into rounds that take turns between
+    the servers, so whatever else the machine is doing weighs on all of them alike."""
     body = json.dumps(ADELIE).encode()
-    measured: dict[str, dict] = {}
-    for kind in servers:
-        with serving(kind, env, logs, manifest) as server:
+    parts: dict[str, dict[str, list]] = {}
+    with ExitStack() as stack:
+        running = {kind: stack.enter_context(serving(kind, env, logs, manifest)) for kind in servers}
+        for kind, server in running.items():
             results.setdefault("idle_rss", {})[kind] = server.worker_rss_mb()
             warm(server, names, body, rounds=40 if kind != "old" else 3)
-            for name in names:
-                measured.setdefault(name, {})[kind] = measured_load(
-                    server, path=f"/classify/{name}", body=body, clients=8, duration=duration
-                )
+        for name in names:
+            for _ in range(ROUNDS):
+                for kind, server in running.items():
+                    part = measured_load(
+                        server, path=f"/classify/{name}", body=body, clients=8, duration=duration / ROUNDS, warmup=0.2
+                    )
+                    parts.setdefault(name, {}).setdefault(kind, []).append(part)
+        for kind, server in running.items():
             results.setdefault("rss", {})[kind] = server.worker_rss_mb()
+    measured = {name: {kind: combined(runs) for kind, runs in by_kind.items()} for name, by_kind in parts.items()}
     rows = [[name, kind, *load_cells(measured[name][kind])] for name in names for kind in servers]
     table(
-        f"Single classify: POST /classify/<name>, 8 clients, {duration:g} s per row",
+        f"Single classify: POST /classify/<name>, 8 clients, {duration:g} s per row "
+        f"({ROUNDS} rounds taking turns between the servers)",
         ["model", "server", "req/s", "p50 ms", "p99 ms", "p99/p50", "worker CPU ms/req", "database CPU ms/req"],
         rows,
         "\n".join(f"- {kind}: {SERVERS[kind]}" for kind in servers)
