@@ -328,13 +328,37 @@ def registry_sync(*, actor: str = "sync") -> SyncReport:
             "model"
         ):
             if not artifacts.is_file(version.artifact_path):
-                version.broken_reason = f"artifact file {version.artifact_path} is missing"
+                version.broken_reason = missing_artifact_reason(version.artifact_path)
                 version.save(update_fields=["broken_reason"])
                 report.broken.append(f"{version.model.name} v{version.number}")
+        _restore_reappeared_artifacts(report)
 
         if report.changed:
             RegistryState.objects.filter(id=1).update(generation=F("generation") + 1)
     return report
+
+
+def missing_artifact_reason(relative_path: str) -> str:
+    return f"artifact file {relative_path} is missing"
+
+
+def _restore_reappeared_artifacts(report: SyncReport) -> None:
+    """A trained version marked missing whose file is back, byte for byte, serves again.
+
+    Covers an artifacts volume that was briefly unmounted or restored from a backup: the
+    file must match the registry's sha256, so a different file never revives a version.
+    """
+    candidates = ModelVersion.objects.filter(source=ModelVersion.Source.TRAINED, broken_reason__endswith=" is missing")
+    for version in candidates.select_related("model"):
+        if version.broken_reason != missing_artifact_reason(version.artifact_path):
+            continue
+        if not artifacts.is_file(version.artifact_path):
+            continue
+        if artifacts.sha256_file(artifacts.absolute(version.artifact_path)) != version.sha256:
+            continue
+        version.broken_reason = ""
+        version.save(update_fields=["broken_reason"])
+        report.restored.append(f"{version.model.name} v{version.number}")
 
 
 def _sync_file(relative_path: str, path: Path, versions: list[ModelVersion], report: SyncReport, actor: str) -> None:

@@ -96,3 +96,16 @@ def test_a_pickle_with_named_features_is_served_in_its_own_column_order(artifact
     response = client.post("/classify/named", ADELIE, content_type="application/json")
     assert response.status_code == 200, response.content
     assert response.json()["species_name"] == "Adelie"
+
+
+def test_a_trained_version_whose_file_comes_back_intact_serves_again(artifacts_dir, knn_model, client):
+    path = artifacts_dir / knn_model.artifact_path
+    saved = path.read_bytes()
+    path.unlink()
+    registry_sync()
+    path.write_bytes(saved[:-1] + b"\x00")  # a different file never revives the version
+    assert registry_sync().restored == []
+    path.write_bytes(saved)
+    assert registry_sync().restored == ["knn v1"]
+    response = client.post("/classify/knn", ADELIE, content_type="application/json")
+    assert response.status_code == 200

@@ -10,7 +10,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -73,6 +73,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     for cls, status_code, code in DOMAIN_ERRORS:
         if isinstance(exc, cls):
             return Response(error_body(str(exc), code), status=status_code)
+    if isinstance(exc, DataError):
+        # A value the database cannot store (beyond a column's range, say): the request's fault.
+        logger.warning("data error while serving %s: %s", context.get("request") and context["request"].path, exc)
+        return Response(error_body("A value in the request cannot be stored; check its range.", "invalid"), status=400)
     if isinstance(exc, DatabaseError):
         logger.exception("database error while serving %s", context.get("request") and context["request"].path)
         return Response(
