@@ -18,6 +18,8 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+# Plain log lines on a terminal; production (compose) keeps one JSON object per line.
+run: export PENGUIN_LOG_FORMAT ?= text
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
@@ -25,6 +27,7 @@ run: $(STAMP)
 	$(BIN)/gunicorn penguinsite.wsgi -c penguinsite/gunicorn.conf.py --bind $(HOST):$(PORT)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
