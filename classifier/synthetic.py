@@ -132,6 +132,8 @@ def prediction_log_clear() -> None:
     """Remove every logged prediction (TRUNCATE on PostgreSQL)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
+            if connection.in_atomic_block:  # rows written earlier in this transaction: check them first
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("TRUNCATE classifier_prediction")
     else:
         Prediction.objects.all().delete()

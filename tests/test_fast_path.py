@@ -328,3 +328,41 @@ def test_a_bad_value_for_a_speed_switch_stops_start_up_naming_it(variable):
 
     assert result.returncode != 0
     assert variable in result.stderr
+
+
+def test_generate_predictions_fills_the_log_to_the_total_with_real_answers(knn_model):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("generate_predictions", total=120, stdout=out)
+    call_command("generate_predictions", total=100, stdout=out)  # already there: adds nothing
+
+    assert Prediction.objects.count() == 120
+    assert "120 rows added" in out.getvalue() and "0 rows added" in out.getvalue()
+    row = Prediction.objects.order_by("?").first()
+    model = loaded(knn_model)
+    matrix = np.array(
+        [
+            [
+                row.inputs[field]
+                for field in (
+                    "island",
+                    "bill_length_mm",
+                    "bill_depth_mm",
+                    "flipper_length_mm",
+                    "body_mass_g",
+                    "sex",
+                    "year",
+                )
+            ]
+        ],
+        dtype=float,
+    )
+    assert row.species_id == model.predict(matrix)[0]  # the model's own answer to that penguin
+    ids = list(Prediction.objects.order_by("id").values_list("created_at", flat=True))
+    assert ids == sorted(ids)  # ids and times grow together, as in a real log
+
+    call_command("generate_predictions", total=10, clear=True, stdout=out)
+    assert Prediction.objects.count() == 10
