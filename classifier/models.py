@@ -138,8 +138,10 @@ class Prediction(models.Model):
         PREDICT = "predict", "POST /api/v1/models/<name>/predict"
 
     id = models.BigAutoField(primary_key=True)
-    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="predictions")
-    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    # No single-column FK indexes: the (model, -id) and (version, -id) indexes below serve
+    # every lookup by model or version, and each extra index slows every log insert.
+    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="predictions", db_index=False)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions", db_index=False)
     created_at = models.DateTimeField()
     endpoint = models.CharField(max_length=16, choices=Endpoint.choices)
     inputs = models.JSONField()
@@ -149,7 +151,7 @@ class Prediction(models.Model):
     true_species_id = models.PositiveSmallIntegerField(null=True, blank=True)
     feedback_at = models.DateTimeField(null=True, blank=True)
     feedback_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
 
     class Meta:
@@ -170,6 +172,8 @@ class Prediction(models.Model):
                 condition=Q(true_species_id__isnull=False),
                 name="prediction_feedback",
             ),
+            # Deleting a user sets their feedback_by to NULL; only rows with feedback are indexed.
+            models.Index(fields=["feedback_by"], condition=Q(feedback_by__isnull=False), name="prediction_feedback_by"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(species_id__in=[1, 2, 3]), name="prediction_species_valid"),
