@@ -94,29 +94,13 @@ def trained_results():
 
 
 def register_result(name: str, result, *, activate: bool = True):
-    from classifier.services import NewVersion, model_version_register
-    from classifier.serving import estimator_name
-    from training.services import library_versions
+    from classifier.services import model_version_register
+    from training.services import new_version_info
 
     return model_version_register(
         model_name=name,
         pipeline=result.pipeline,
-        info=NewVersion(
-            algorithm=result.algorithm,
-            params=result.estimator_params,
-            metrics=result.metrics,
-            classification_report=result.classification_report,
-            confusion_matrix=result.confusion_matrix,
-            classes=result.classes,
-            class_values=result.class_values,
-            feature_names=result.feature_names,
-            dataset=result.dataset,
-            n_train=result.n_train,
-            n_test=result.n_test,
-            training_seconds=result.seconds,
-            library_versions=library_versions(),
-            estimator=estimator_name(result.pipeline),
-        ),
+        info=new_version_info(result),
         activate=activate,
         triggered_by="test fixture",
     )

@@ -89,6 +89,27 @@ def confusion_matrix_png(result: TrainingResult, title: str) -> bytes:
     return buffer.getvalue()
 
 
+def new_version_info(result: TrainingResult, *, extra_files: dict[str, bytes] | None = None) -> registry.NewVersion:
+    """What the registry stores about a trained pipeline, besides the file itself."""
+    return registry.NewVersion(
+        algorithm=result.algorithm,
+        params=result.estimator_params,
+        metrics=result.metrics,
+        classification_report=result.classification_report,
+        confusion_matrix=result.confusion_matrix,
+        classes=result.classes,
+        class_values=result.class_values,
+        feature_names=result.feature_names,
+        dataset={**result.dataset, "test_size": result.test_size, "seed": result.seed},
+        n_train=result.n_train,
+        n_test=result.n_test,
+        training_seconds=result.seconds,
+        library_versions=library_versions(),
+        estimator=estimator_name(result.pipeline),
+        extra_files=extra_files or {},
+    )
+
+
 def promotion_decision(*, model_name: str, metrics: dict[str, float], mode: str) -> tuple[bool, str]:
     """Whether a new version becomes active, and why.
 
@@ -338,21 +359,8 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
         version = registry.model_version_register(
             model_name=run.model_name,
             pipeline=result.pipeline,
-            info=registry.NewVersion(
-                algorithm=result.algorithm,
-                params=result.estimator_params,
-                metrics=result.metrics,
-                classification_report=result.classification_report,
-                confusion_matrix=result.confusion_matrix,
-                classes=result.classes,
-                class_values=result.class_values,
-                feature_names=result.feature_names,
-                dataset={**result.dataset, "test_size": result.test_size, "seed": result.seed},
-                n_train=result.n_train,
-                n_test=result.n_test,
-                training_seconds=result.seconds,
-                library_versions=library_versions(),
-                estimator=estimator_name(result.pipeline),
+            info=new_version_info(
+                result,
                 extra_files={
                     "confusion_matrix.png": confusion_matrix_png(result, f"{run.model_name} ({run.algorithm})")
                 },
