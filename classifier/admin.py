@@ -136,6 +136,19 @@ class ModelVersionInline(admin.TabularInline):
         return _metric(version.metrics, "test_f1")
 
 
+class ReadOnlyAdminMixin:
+    """Records that are an audit trail: shown, never added, edited or deleted by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(MLModel)
 class MLModelAdmin(admin.ModelAdmin):
     list_display = ("name", "algorithm", "active", "test_accuracy", "test_f1", "version_count", "updated_at")
@@ -248,7 +261,7 @@ class MLModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "__str__",
         "status_label",
@@ -340,16 +353,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "classes",
     )
 
-    # Versions are immutable: created by training or discovery, changed only by activation.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
+    # Versions are immutable (ReadOnlyAdminMixin): created by training or discovery, changed
+    # only by activation.
     def has_activate_permission(self, request) -> bool:
         return request.user.has_perm("classifier.change_mlmodel")
 
@@ -556,7 +561,7 @@ class VersionFilter(admin.SimpleListFilter):
 
 
 @admin.register(Prediction)
-class PredictionAdmin(admin.ModelAdmin):
+class PredictionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "created_at", "model_name", "version_number", "species", "endpoint", "latency", "truth")
     list_filter = ("model", VersionFilter, SpeciesFilter, ("created_at", admin.DateFieldListFilter), "endpoint")
     list_select_related = ("model", "version")
@@ -584,15 +589,6 @@ class PredictionAdmin(admin.ModelAdmin):
         "feedback_by",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_search_results(self, request, queryset, search_term):
         """Search by id only: an indexed primary-key lookup, never a scan."""

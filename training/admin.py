@@ -6,6 +6,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from classifier.admin import ReadOnlyAdminMixin
+
 from .models import TrainingRun
 from .selectors import training_runs_active_exist
 
@@ -42,7 +44,7 @@ def version_link(version) -> str:
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "model_name",
@@ -92,17 +94,6 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "duration",
         "activated",
     )
-
-    # Runs are an audit trail: they are created by "Train a new model", "Retrain selected",
-    # the API or train_model, and never edited or deleted by hand.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def changelist_view(self, request, extra_context=None):
         extra_context = dict(extra_context or {})
