@@ -43,6 +43,8 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from loadgen import LoadResult, request_once, run_load  # noqa: E402
 
+from classifier.encoding import EXAMPLES  # noqa: E402
+
 PORTS = {"django": 18601, "bare": 18602, "old": 18603, "django-relaxed": 18604}
 # What each server is, for the tables' notes.
 SERVERS = {
@@ -54,15 +56,7 @@ SERVERS = {
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
 SECTIONS = ("training", "compute", "single", "memory", "batch", "scale")
-ADELIE = {
-    "island": 1,
-    "bill_length_mm": 39.1,
-    "bill_depth_mm": 18.7,
-    "flipper_length_mm": 181,
-    "body_mass_g": 3750,
-    "sex": 1,
-    "year": 2007,
-}
+ADELIE = EXAMPLES["Adelie"]
 TARGETS: list[tuple[str, str, bool | None]] = []  # (target, measured, met)
 
 
@@ -355,20 +349,14 @@ def section_compute(names: list[str]) -> None:
 
     from classifier.artifacts import absolute
     from classifier.models import ModelVersion
-    from classifier.serving import load_version
+    from classifier.selectors import serving_entry
+    from classifier.serving import load_entry
 
     features = np.array([[ADELIE[field] for field in ADELIE]], dtype=np.float64)
     rows = []
     for name in names:
         version = ModelVersion.objects.get(model__name=name, model__active_version_id=models_f("id"))
-        fast = load_version(
-            version_id=version.pk,
-            artifact_path=version.artifact_path,
-            sha256=version.sha256,
-            runtime=version.runtime,
-            onnx_path=version.onnx_path,
-            onnx_sha256=version.onnx_sha256,
-        )
+        fast = load_entry(serving_entry(version))
         pipeline = joblib.load(absolute(version.artifact_path))
 
         with warnings.catch_warnings():
@@ -691,17 +679,10 @@ def batch_breakdown(body: bytes, name: str) -> None:
     from classifier.live import live_registry
     from classifier.models import Prediction
     from classifier.services import prediction_log
-    from classifier.serving import load_version
+    from classifier.serving import load_entry
 
     entry = live_registry.entry(name)
-    model = load_version(
-        version_id=entry.version_id,
-        artifact_path=entry.artifact_path,
-        sha256=entry.sha256,
-        runtime=entry.runtime,
-        onnx_path=entry.onnx_path,
-        onnx_sha256=entry.onnx_sha256,
-    )
+    model = load_entry(entry)
     state: dict = {}
 
     def answer() -> bytes:

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -321,37 +322,8 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             },
         ),
     )
-    readonly_fields = (
-        "model",
-        "number",
-        "status_label",
-        "source",
-        "algorithm",
-        "estimator",
-        "created_at",
-        "triggered_by",
-        "created_by",
-        "training_run",
-        "activation_note",
-        "broken_reason",
-        "metrics_table",
-        "classification_report_table",
-        "confusion_matrix_picture",
-        "params_json",
-        "artifact_path",
-        "sha256",
-        "size_bytes",
-        "runtime",
-        "runtime_reason",
-        "onnx_path",
-        "library_versions_json",
-        "dataset_json",
-        "n_train",
-        "n_test",
-        "training_seconds",
-        "feature_names",
-        "classes",
-    )
+    # Every field shown is read-only: the record is an audit trail.
+    readonly_fields = flatten_fieldsets(fieldsets)
 
     # Versions are immutable (ReadOnlyAdminMixin): created by training or discovery, changed
     # only by activation.

@@ -42,6 +42,23 @@ LEGACY_FEATURES: tuple[str, ...] = (*FIELDS, "bill_ratio", "body_mass_kg")
 
 MAX_ERRORS = 50
 
+# One known penguin of each species from data/penguins.csv, as an API body (codes): the
+# schema's example, the probe every discovered model must answer, the tests' samples.
+EXAMPLES: dict[str, dict[str, float | int]] = {
+    "Adelie": {
+        "island": 1, "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181,
+        "body_mass_g": 3750, "sex": 1, "year": 2007,
+    },
+    "Chinstrap": {
+        "island": 3, "bill_length_mm": 46.5, "bill_depth_mm": 17.9, "flipper_length_mm": 192,
+        "body_mass_g": 3500, "sex": 0, "year": 2007,
+    },
+    "Gentoo": {
+        "island": 2, "bill_length_mm": 46.1, "bill_depth_mm": 13.2, "flipper_length_mm": 211,
+        "body_mass_g": 4500, "sex": 0, "year": 2007,
+    },
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class FieldRule:

@@ -27,7 +27,8 @@ class ServingEntry:
     metrics: dict
 
 
-def _entry(version: ModelVersion) -> ServingEntry:
+def serving_entry(version: ModelVersion) -> ServingEntry:
+    """What serving needs to know about ``version`` (its model fetched with it)."""
     return ServingEntry(
         model_id=version.model_id,
         model_name=version.model.name,
@@ -51,12 +52,12 @@ def registry_generation() -> int:
 def registry_active_entries() -> dict[str, ServingEntry]:
     """Every model's active version, by model name (one query)."""
     versions = ModelVersion.objects.select_related("model").filter(model__active_version_id=F("id"))
-    return {version.model.name: _entry(version) for version in versions}
+    return {version.model.name: serving_entry(version) for version in versions}
 
 
 def model_version_entry(*, model_name: str, number: int) -> ServingEntry | None:
     version = ModelVersion.objects.select_related("model").filter(model__name=model_name, number=number).first()
-    return _entry(version) if version else None
+    return serving_entry(version) if version else None
 
 
 def model_list() -> QuerySet[MLModel]:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from . import artifacts, bulk_log, metrics, onnx_runtime
 from .encoding import FIELDS, RULES, SPECIES, row_to_input
 from .models import MLModel, ModelActivation, ModelVersion, Prediction, RegistryState
-from .serving import Inspection, LoadedModel, ModelUnusable, inspect_estimator, load_version
+from .serving import Inspection, LoadedModel, ModelUnusable, inspect_estimator, load_entry
 
 logger = logging.getLogger(__name__)
 
@@ -484,14 +484,7 @@ def _load_entry(entry) -> LoadedModel:
     if entry.broken_reason:
         raise ModelBroken(f"{entry.model_name} v{entry.number} cannot serve: {entry.broken_reason}.")
     try:
-        return load_version(
-            version_id=entry.version_id,
-            artifact_path=entry.artifact_path,
-            sha256=entry.sha256,
-            runtime=entry.runtime,
-            onnx_path=entry.onnx_path,
-            onnx_sha256=entry.onnx_sha256,
-        )
+        return load_entry(entry)
     except (artifacts.ArtifactError, ModelUnusable) as exc:
         model_version_mark_broken(version_id=entry.version_id, reason=str(exc))
         raise ModelBroken(f"{entry.model_name} v{entry.number} cannot serve: {exc}.") from None

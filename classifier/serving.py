@@ -28,21 +28,23 @@ import pandas as pd
 from django.conf import settings
 
 from . import artifacts, metrics
-from .encoding import FIELDS, KNOWN_FEATURES, LEGACY_FEATURES, SPECIES, SPECIES_BY_NAME, V1_SPECIES, derived_features
+from .encoding import (
+    EXAMPLES,
+    FIELDS,
+    KNOWN_FEATURES,
+    LEGACY_FEATURES,
+    SPECIES,
+    SPECIES_BY_NAME,
+    V1_SPECIES,
+    derived_features,
+)
 from .onnx_runtime import OnnxPredictor
 
 logger = logging.getLogger(__name__)
 
 SPECIES_IDS = np.array(sorted(SPECIES))
-# One penguin of each species (Adelie, Chinstrap, Gentoo) from the dataset, in FIELDS order.
-PROBE = np.array(
-    [
-        [1, 39.1, 18.7, 181, 3750, 1, 2007],
-        [3, 46.5, 17.9, 192, 3500, 0, 2007],
-        [2, 46.1, 13.2, 211, 4500, 0, 2007],
-    ],
-    dtype=np.float64,
-)
+# One penguin of each species (Adelie, Chinstrap, Gentoo), in FIELDS order.
+PROBE = np.array([[example[field] for field in FIELDS] for example in EXAMPLES.values()], dtype=np.float64)
 
 
 class ModelUnusable(Exception):
@@ -301,3 +303,15 @@ def _load_onnx(version_id: int, sha256: str, onnx_path: str, onnx_sha256: str) -
         estimator=metadata.estimator,
     )
     return LoadedModel(version_id=version_id, sha256=sha256, estimator=None, inspection=inspection, onnx=predictor)
+
+
+def load_entry(entry: Any) -> LoadedModel:
+    """``load_version`` for a ``selectors.ServingEntry`` (the registry's view of a version)."""
+    return load_version(
+        version_id=entry.version_id,
+        artifact_path=entry.artifact_path,
+        sha256=entry.sha256,
+        runtime=entry.runtime,
+        onnx_path=entry.onnx_path,
+        onnx_sha256=entry.onnx_sha256,
+    )

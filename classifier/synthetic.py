@@ -20,10 +20,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import selectors
-from .encoding import SPECIES, row_to_input
+from .bulk_log import inputs_json, probabilities_json
 from .models import Prediction
 from .onnx_runtime import parity_features
-from .serving import load_version
+from .serving import load_entry
 
 CHUNK_ROWS = 100_000
 COPY_COLUMNS = (
@@ -64,26 +64,14 @@ class _Answers:
 
 def _answers() -> tuple[list[str], list[_Answers]]:
     matrix = parity_features()
-    inputs = [json.dumps(row_to_input(row)) for row in matrix]
-    names = [SPECIES[code] for code in sorted(SPECIES)]
+    inputs = inputs_json(matrix)
     answers = []
     for entry in selectors.registry_active_entries().values():
         if entry.broken_reason:
             continue
-        model = load_version(
-            version_id=entry.version_id,
-            artifact_path=entry.artifact_path,
-            sha256=entry.sha256,
-            runtime=entry.runtime,
-            onnx_path=entry.onnx_path,
-            onnx_sha256=entry.onnx_sha256,
-        )
+        model = load_entry(entry)
         species, probabilities = model.predict_with_proba(matrix, with_proba=model.has_proba)
-        proba_text = (
-            [json.dumps(dict(zip(names, row))) for row in probabilities.round(6).tolist()]
-            if probabilities is not None
-            else [""] * len(matrix)
-        )
+        proba_text = probabilities_json(probabilities) if probabilities is not None else [""] * len(matrix)
         answers.append(_Answers(entry.model_id, entry.version_id, species.tolist(), proba_text))
     if not answers:
         raise FillError("No model can serve: train one first (manage.py train_model --all).")

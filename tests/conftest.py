@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
+from classifier.encoding import EXAMPLES
 from classifier.live import live_registry
 from classifier.serving import loaded_cache
 
@@ -17,33 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "penguins.csv"
 DATA_V1 = REPO / "data" / "penguins_v1.csv"
 
-ADELIE = {
-    "island": 1,
-    "bill_length_mm": 39.1,
-    "bill_depth_mm": 18.7,
-    "flipper_length_mm": 181,
-    "body_mass_g": 3750,
-    "sex": 1,
-    "year": 2007,
-}
-CHINSTRAP = {
-    "island": 3,
-    "bill_length_mm": 46.5,
-    "bill_depth_mm": 17.9,
-    "flipper_length_mm": 192,
-    "body_mass_g": 3500,
-    "sex": 0,
-    "year": 2007,
-}
-GENTOO = {
-    "island": 2,
-    "bill_length_mm": 46.1,
-    "bill_depth_mm": 13.2,
-    "flipper_length_mm": 211,
-    "body_mass_g": 4500,
-    "sex": 0,
-    "year": 2007,
-}
+ADELIE, CHINSTRAP, GENTOO = (EXAMPLES[name] for name in ("Adelie", "Chinstrap", "Gentoo"))
 
 
 def uses_postgres() -> bool:

@@ -18,7 +18,8 @@ from sklearn.svm import SVC
 from classifier import artifacts, bulk_log, onnx_runtime, services
 from classifier.encoding import row_to_input
 from classifier.models import ModelVersion, Prediction
-from classifier.serving import load_version, loaded_cache
+from classifier.selectors import serving_entry
+from classifier.serving import load_entry, loaded_cache
 from training.datasets import dataset_load
 
 from .conftest import ADELIE, CHINSTRAP, DATA, GENTOO
@@ -57,14 +58,7 @@ def drop(artifacts_dir, name: str, obj) -> None:
 
 
 def loaded(version: ModelVersion):
-    return load_version(
-        version_id=version.pk,
-        artifact_path=version.artifact_path,
-        sha256=version.sha256,
-        runtime=version.runtime,
-        onnx_path=version.onnx_path,
-        onnx_sha256=version.onnx_sha256,
-    )
+    return load_entry(serving_entry(version))
 
 
 def test_every_default_model_is_served_by_onnx_with_its_own_verified_file(default_models, artifacts_dir):

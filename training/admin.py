@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -71,29 +72,8 @@ class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ("Who and when", {"fields": ("trigger", "triggered_by", "task_id", "attempts", "queued_at", "started_at")}),
         ("Outcome", {"fields": ("finished_at", "duration", "activated")}),
     )
-    readonly_fields = (
-        "model_name",
-        "algorithm",
-        "status_badge",
-        "error",
-        "version_display",
-        "activation_note",
-        "params",
-        "data_path",
-        "data_sha256",
-        "test_size",
-        "seed",
-        "activation",
-        "trigger",
-        "triggered_by",
-        "task_id",
-        "attempts",
-        "queued_at",
-        "started_at",
-        "finished_at",
-        "duration",
-        "activated",
-    )
+    # Every field shown is read-only: the record is an audit trail.
+    readonly_fields = flatten_fieldsets(fieldsets)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = dict(extra_context or {})

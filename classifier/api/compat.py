@@ -8,7 +8,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier.encoding import SPECIES, parse_one
+from classifier.encoding import EXAMPLES, SPECIES, parse_one
 from classifier.live import live_registry
 from classifier.models import Prediction
 from classifier.services import prediction_make
@@ -18,15 +18,7 @@ from .serializers import CompatClassifySerializer, CompatModelsSerializer, Error
 
 COMPAT_METRICS = ("train_accuracy", "test_accuracy", "test_precision", "test_recall", "test_f1")
 
-ADELIE_EXAMPLE = {
-    "island": 1,
-    "bill_length_mm": 39.1,
-    "bill_depth_mm": 18.7,
-    "flipper_length_mm": 181,
-    "body_mass_g": 3750,
-    "sex": 1,
-    "year": 2007,
-}
+ADELIE_EXAMPLE = EXAMPLES["Adelie"]
 
 
 class ModelsView(APIView):
