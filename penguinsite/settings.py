@@ -320,6 +320,9 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": ["active", "inactive", "broken"],
         "ModelReadinessEnum": ["ready", "broken"],
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "TensorDatatypeEnum": "classifier.api.v2.serializers.DATATYPES",
+        "OutputDatatypeEnum": "classifier.api.v2.serializers.OUTPUT_DATATYPES",
+        "OutputNameEnum": "classifier.api.v2.serializers.OUTPUT_NAMES",
     },
     # API v1 routes take an optional trailing slash; document them without it.
     "PREPROCESSING_HOOKS": ["classifier.api.schema.strip_optional_trailing_slash"],

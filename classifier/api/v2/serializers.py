@@ -13,6 +13,8 @@ from classifier.encoding import FIELDS
 from .codec import NUMERIC_DTYPES, OUTPUTS
 
 DATATYPES = [*NUMERIC_DTYPES, "BYTES"]
+OUTPUT_DATATYPES = ["INT64", "FP64"]
+OUTPUT_NAMES = list(OUTPUTS)
 SCALAR = {"oneOf": [{"type": "number"}, {"type": "string"}]}
 
 
@@ -27,7 +29,7 @@ class TensorDataField(serializers.Field):
     pass
 
 
-class ErrorSerializer(serializers.Serializer):
+class InferenceErrorSerializer(serializers.Serializer):
     error = serializers.CharField(help_text="What was wrong; a bad value names its field and row.")
 
 
@@ -37,11 +39,11 @@ class ServerMetadataSerializer(serializers.Serializer):
     extensions = serializers.ListField(child=serializers.CharField())
 
 
-class LiveSerializer(serializers.Serializer):
+class ServerLiveSerializer(serializers.Serializer):
     live = serializers.BooleanField()
 
 
-class ReadySerializer(serializers.Serializer):
+class ServerReadySerializer(serializers.Serializer):
     ready = serializers.BooleanField()
     error = serializers.CharField(required=False, help_text="Why the server is not ready.")
 
@@ -52,7 +54,7 @@ class ModelReadySerializer(serializers.Serializer):
     error = serializers.CharField(required=False, help_text="Why the model cannot serve.")
 
 
-class MetadataTensorSerializer(serializers.Serializer):
+class TensorMetadataSerializer(serializers.Serializer):
     name = serializers.CharField()
     datatype = serializers.ChoiceField(choices=DATATYPES)
     shape = serializers.ListField(child=serializers.IntegerField(), help_text="-1: any size.")
@@ -63,11 +65,11 @@ class ModelMetadataSerializer(serializers.Serializer):
     name = serializers.CharField()
     versions = serializers.ListField(child=serializers.CharField(), help_text="Every version number of the model.")
     platform = serializers.CharField(help_text="sklearn, or onnxruntime for a version served through ONNX.")
-    inputs = MetadataTensorSerializer(many=True)
-    outputs = MetadataTensorSerializer(many=True)
+    inputs = TensorMetadataSerializer(many=True)
+    outputs = TensorMetadataSerializer(many=True)
 
 
-class RequestInputSerializer(serializers.Serializer):
+class InferenceInputSerializer(serializers.Serializer):
     name = serializers.CharField(
         help_text=f"Any name for one [N, {len(FIELDS)}] tensor; else the field's name ({', '.join(FIELDS)})."
     )
@@ -79,21 +81,23 @@ class RequestInputSerializer(serializers.Serializer):
     data = TensorDataField(required=False)
 
 
-class RequestOutputSerializer(serializers.Serializer):
-    name = serializers.ChoiceField(choices=list(OUTPUTS))
+class InferenceRequestedOutputSerializer(serializers.Serializer):
+    name = serializers.ChoiceField(choices=OUTPUT_NAMES)
     parameters = serializers.DictField(required=False, help_text="binary_data: true to receive raw bytes.")
 
 
 class InferenceRequestSerializer(serializers.Serializer):
     id = serializers.CharField(required=False, help_text="Echoed in the answer.")
     parameters = serializers.DictField(required=False, help_text="binary_data_output: true for raw-byte outputs.")
-    inputs = RequestInputSerializer(many=True, min_length=1)
-    outputs = RequestOutputSerializer(many=True, required=False, help_text="Default: predict and predict_proba.")
+    inputs = InferenceInputSerializer(many=True, min_length=1)
+    outputs = InferenceRequestedOutputSerializer(
+        many=True, required=False, help_text="Default: predict and predict_proba."
+    )
 
 
-class ResponseOutputSerializer(serializers.Serializer):
-    name = serializers.ChoiceField(choices=list(OUTPUTS))
-    datatype = serializers.ChoiceField(choices=["INT64", "FP64"])
+class InferenceOutputSerializer(serializers.Serializer):
+    name = serializers.ChoiceField(choices=OUTPUT_NAMES)
+    datatype = serializers.ChoiceField(choices=OUTPUT_DATATYPES)
     shape = serializers.ListField(child=serializers.IntegerField())
     parameters = serializers.DictField(required=False)
     data = serializers.ListField(child=serializers.FloatField(), required=False)
@@ -103,4 +107,4 @@ class InferenceResponseSerializer(serializers.Serializer):
     model_name = serializers.CharField()
     model_version = serializers.CharField(help_text="The version that answered.")
     id = serializers.CharField(required=False)
-    outputs = ResponseOutputSerializer(many=True)
+    outputs = InferenceOutputSerializer(many=True)

@@ -13,6 +13,7 @@ import time
 
 from django.conf import settings
 from django.http import HttpResponse
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
@@ -32,14 +33,14 @@ from ..errors import exception_handler
 from ..parsers import BoundedJSONParser
 from . import codec
 from .serializers import (
-    ErrorSerializer,
+    InferenceErrorSerializer,
     InferenceRequestSerializer,
     InferenceResponseSerializer,
-    LiveSerializer,
     ModelMetadataSerializer,
     ModelReadySerializer,
-    ReadySerializer,
+    ServerLiveSerializer,
     ServerMetadataSerializer,
+    ServerReadySerializer,
 )
 
 SERVER_NAME = "penguin-classifier"
@@ -78,7 +79,17 @@ class InferenceBodyParser(BoundedJSONParser):
         return codec.split_body(raw, meta.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"))
 
 
+class V2Schema(AutoSchema):
+    """Operation ids from the view's ``operation``; the ``/versions/{version}`` routes get ``_version``."""
+
+    def get_operation_id(self) -> str:
+        operation = self.view.operation
+        return f"{operation}_version" if "{version}" in self.path else operation
+
+
 class V2View(APIView):
+    operation = ""
+    schema = V2Schema()
     permission_classes = [AllowAny]
     parser_classes = [InferenceBodyParser]
 
@@ -96,7 +107,7 @@ def _version_number(name: str, version: str | None) -> int | None:
 
 def _error(status: int, description: str, message: str) -> OpenApiResponse:
     return OpenApiResponse(
-        ErrorSerializer,
+        InferenceErrorSerializer,
         description=description,
         examples=[
             OpenApiExample(f"{status}", value={"error": message}, response_only=True, status_codes=[str(status)])
@@ -111,8 +122,9 @@ THROTTLED = _error(
 
 
 class ServerMetadataView(V2View):
+    operation = "v2_server_metadata"
+
     @extend_schema(
-        operation_id="v2_server_metadata",
         summary="Server metadata: name, version and protocol extensions",
         tags=TAGS,
         responses={200: ServerMetadataSerializer, 429: THROTTLED},
@@ -128,24 +140,37 @@ class ServerMetadataView(V2View):
 
 
 class LiveView(V2View):
+    operation = "v2_health_live"
+
     @extend_schema(
-        operation_id="v2_health_live",
         summary="The server is alive",
         tags=TAGS,
-        responses={200: LiveSerializer, 429: THROTTLED},
+        responses={200: ServerLiveSerializer, 429: THROTTLED},
     )
     def get(self, request):
         return Response({"live": True})
 
 
 class ReadyView(V2View):
+    operation = "v2_health_ready"
+
     @extend_schema(
-        operation_id="v2_health_ready",
         summary="The server can classify (database and model files reachable)",
         tags=TAGS,
         responses={
-            200: ReadySerializer,
-            503: OpenApiResponse(ReadySerializer, description="Not ready; `error` says why."),
+            200: ServerReadySerializer,
+            503: OpenApiResponse(
+                ServerReadySerializer,
+                description="Not ready; `error` says why.",
+                examples=[
+                    OpenApiExample(
+                        "Not ready",
+                        value={"ready": False, "error": "database unreachable: OperationalError"},
+                        response_only=True,
+                        status_codes=["503"],
+                    )
+                ],
+            ),
             429: THROTTLED,
         },
     )
@@ -157,8 +182,9 @@ class ReadyView(V2View):
 
 
 class ModelMetadataView(V2View):
+    operation = "v2_model_metadata"
+
     @extend_schema(
-        operation_id="v2_model_metadata",
         summary="A model's metadata: versions, platform, input and output tensors",
         description=(
             f"The input is one `[N, {len(FIELDS)}]` FP32/FP64 tensor (fields in the order "
@@ -198,14 +224,26 @@ class ModelMetadataView(V2View):
 
 
 class ModelReadyView(V2View):
+    operation = "v2_model_ready"
+
     @extend_schema(
-        operation_id="v2_model_ready",
         summary="The model (or this version of it) can classify",
         tags=TAGS,
         responses={
             200: ModelReadySerializer,
             404: NOT_FOUND,
-            503: OpenApiResponse(ModelReadySerializer, description="The version cannot serve; `error` says why."),
+            503: OpenApiResponse(
+                ModelReadySerializer,
+                description="The version cannot serve; `error` says why.",
+                examples=[
+                    OpenApiExample(
+                        "Not ready",
+                        value={"name": "knn", "ready": False, "error": "artifact file is missing"},
+                        response_only=True,
+                        status_codes=["503"],
+                    )
+                ],
+            ),
             429: THROTTLED,
         },
     )
@@ -227,8 +265,9 @@ GENTOO = [EXAMPLES["Gentoo"][field] for field in FIELDS]
 
 
 class InferView(V2View):
+    operation = "v2_infer"
+
     @extend_schema(
-        operation_id="v2_infer",
         summary="Classify penguins given as tensors; every row is logged",
         description=(
             f"Inputs: one `[N, {len(FIELDS)}]` FP32/FP64 tensor ({', '.join(FIELDS)}; island and sex as codes), "
@@ -241,7 +280,8 @@ class InferView(V2View):
             "naming its field and row; nothing is logged then."
         ),
         tags=TAGS,
-        request=InferenceRequestSerializer,
+        # Read whatever the Content-Type (binary tensor data comes as octet-stream); JSON is documented.
+        request={"application/json": InferenceRequestSerializer},
         responses={
             200: InferenceResponseSerializer,
             400: _error(
