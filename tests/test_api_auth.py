@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 
 from classifier.api.throttling import FixedWindowRateThrottle
 from classifier.models import Prediction
-
-from .conftest import ADELIE, broker_url
+from tests.support.data import ADELIE
+from tests.support.models import broker_url
 
 pytestmark = pytest.mark.django_db
 

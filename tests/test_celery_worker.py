@@ -26,11 +26,11 @@ from classifier.live import live_registry
 from classifier.models import MLModel
 from classifier.serving import loaded_cache
 from penguinsite.celery import app
+from tests.support.data import GENTOO, REPO
+from tests.support.models import broker_url, register_result
 from training.models import TrainingRun
 from training.services import training_run_create, training_run_start
 from training.tasks import train_model_task
-
-from .conftest import GENTOO, REPO, broker_url, register_result
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 

@@ -20,10 +20,8 @@ from classifier.encoding import row_to_input
 from classifier.models import ModelVersion, Prediction
 from classifier.selectors import serving_entry
 from classifier.serving import load_entry, loaded_cache
+from tests.support.data import ADELIE, CHINSTRAP, DATA, GENTOO, legacy_pickle
 from training.datasets import dataset_load
-
-from .conftest import ADELIE, CHINSTRAP, DATA, GENTOO
-from .test_compat_api import _legacy_pickle
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +124,7 @@ def test_a_dropped_in_estimator_that_cannot_be_converted_serves_with_scikit_lear
 
 
 def test_a_legacy_nine_feature_pickle_is_converted_on_discovery(client, artifacts_dir):
-    drop(artifacts_dir, "legacy", _legacy_pickle())
+    drop(artifacts_dir, "legacy", legacy_pickle())
 
     for body, species in ((ADELIE, "Adelie"), (CHINSTRAP, "Chinstrap"), (GENTOO, "Gentoo")):
         response = classify(client, "legacy", body)
@@ -157,7 +155,7 @@ def test_a_model_without_probabilities_is_converted_for_its_classes(client, arti
 
 
 def test_a_parity_failure_keeps_scikit_learn_and_records_the_difference(trained_results, monkeypatch):
-    from tests.conftest import register_result
+    from tests.support.models import register_result
 
     monkeypatch.setattr(onnx_runtime, "PARITY_ATOL", -1.0)  # no conversion can pass now
 
@@ -170,7 +168,7 @@ def test_a_parity_failure_keeps_scikit_learn_and_records_the_difference(trained_
 
 
 def test_without_the_dataset_the_version_serves_with_scikit_learn_and_says_why(trained_results, settings, tmp_path):
-    from tests.conftest import register_result
+    from tests.support.models import register_result
 
     settings.PENGUIN_DATA_PATH = tmp_path / "gone.csv"
 
@@ -241,7 +239,7 @@ def test_with_sync_commit_off_the_row_is_still_written_and_the_session_stays_dur
 
 
 def test_a_new_version_is_picked_up_after_the_refresh_interval(client, knn_model, trained_results, settings):
-    from tests.conftest import register_result
+    from tests.support.models import register_result
 
     settings.PENGUIN_REGISTRY_REFRESH_SECONDS = 60
     assert classify(client, "knn", ADELIE)["X-Model-Version"] == "1"
@@ -316,7 +314,7 @@ def test_the_version_detail_says_which_runtime_serves_it(api_client, knn_model, 
 
 @pytest.mark.parametrize("variable", ["PENGUIN_LOG_SYNC_COMMIT", "DATABASE_CONN_HEALTH_CHECKS"])
 def test_a_bad_value_for_a_speed_switch_stops_start_up_naming_it(variable):
-    from .test_settings import start
+    from tests.support.processes import django_start as start
 
     result = start({variable: "sometimes"})
 

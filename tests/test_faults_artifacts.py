@@ -15,10 +15,10 @@ import pytest
 
 from classifier import artifacts
 from classifier.models import MLModel, ModelVersion
+from tests.support.data import ADELIE, GENTOO
+from tests.support.models import register_result
 from training.models import TrainingRun
 from training.services import training_run_start
-
-from .conftest import ADELIE, GENTOO, register_result
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from penguinsite.logs import GunicornJsonLogger, JsonFormatter, request_id_bound
-
-from .conftest import ADELIE, CHINSTRAP, GENTOO, REPO
+from tests.support.data import ADELIE, CHINSTRAP, GENTOO, REPO
 
 
 def scrape(client) -> dict[tuple[str, frozenset], float]:

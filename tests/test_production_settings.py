@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from tests.support.data import REPO
 
 # Warnings `check --deploy` may give with .env.example's values, and why (README,
 # "Production (docker compose)"): TLS ends at the reverse proxy, which redirects http.

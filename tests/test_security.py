@@ -23,9 +23,8 @@ from rest_framework.test import APIClient
 
 from classifier.models import MLModel, ModelVersion
 from penguinsite.logs import JsonFormatter
+from tests.support.data import ADELIE
 from training.models import TrainingRun
-
-from .conftest import ADELIE
 
 pytestmark = pytest.mark.django_db
 
@@ -227,7 +226,7 @@ def test_no_admin_form_lets_anyone_write_a_file_path(rf, django_user_model, knn_
 
 
 def test_the_admin_refuses_posts_without_a_csrf_token(staff_user, django_user_model, trained_results):
-    from .conftest import register_result
+    from tests.support.models import register_result
 
     v1 = register_result("knn", trained_results["knn"])
     register_result("knn", trained_results["knn"])

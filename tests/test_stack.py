@@ -58,7 +58,7 @@ def wait_until(condition, seconds: float, what: str) -> None:
 @pytest.mark.redis
 @pytest.mark.slow
 def test_compose_commands_serve_the_readme_tour_on_postgres_and_redis():
-    from tests.conftest import broker_url
+    from tests.support.models import broker_url
 
     command = [
         sys.executable,
