@@ -73,10 +73,12 @@ class LiveServer:
             return []
 
 
-def _answers(server: LiveServer, path: str) -> bool:
+def _answers(server: LiveServer, path: str, status: int | None) -> bool:
     if server.process.poll() is not None:
         raise AssertionError(f"gunicorn exited with {server.process.returncode}:\n{server.log_text()[-4000:]}")
-    return http("GET", f"{server.url}{path}", timeout=2).status == 200 and bool(server.workers())
+    answer = http("GET", f"{server.url}{path}", timeout=2)
+    answered = answer.status == status if status is not None else answer.status != 0
+    return answered and bool(server.workers())
 
 
 @contextlib.contextmanager
@@ -87,12 +89,14 @@ def gunicorn(
     workers: int | None = 2,
     threads: int | None = 4,
     ready_path: str = "/healthz",
+    ready_status: int | None = 200,
     log: Path | None = None,
     timeout: float = 60,
 ) -> Iterator[LiveServer]:
-    """gunicorn with the service's own config on a free 127.0.0.1 port, once ``ready_path`` answers 200.
+    """gunicorn with the service's own config on a free 127.0.0.1 port, once ``ready_path`` answers.
 
-    ``workers``/``threads`` of None keep what the config file (and ``env``) say.
+    It must answer ``ready_status`` (None: any HTTP answer). ``workers``/``threads`` of None keep
+    what the config file (and ``env``) say.
     """
     with held_port() as port:
         log = log or Path(env["PENGUIN_VAR_DIR"]) / f"gunicorn-{port}.log"
@@ -106,7 +110,7 @@ def gunicorn(
         server = LiveServer(url=f"http://127.0.0.1:{port}", port=port, process=process, log=log)
         try:
             wait_for(
-                lambda: _answers(server, ready_path),
+                lambda: _answers(server, ready_path, ready_status),
                 timeout=timeout,
                 what=f"gunicorn to answer {ready_path}",
                 interval=0.2,
