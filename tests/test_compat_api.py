@@ -1,4 +1,4 @@
-"""The earlier service's HTTP contract: GET /models and POST /classify/<name> (CONTRACT §6.1)."""
+"""The earlier service's HTTP contract: GET /models and POST /classify/<name>."""
 
 from __future__ import annotations
 

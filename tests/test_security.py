@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 
 OPEN, LOGIN, STAFF = "open", "login", "staff"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-# Open by contract (CONTRACT §6.2: "classify ... open, rate-limited"): the only open writes.
+# Open by design (classify is open and rate-limited): the only open writes.
 OPEN_WRITES = {("compat-classify", "POST"), ("api:model-predict", "POST")}
 
 POLICY: dict[tuple[str, str], str] = {
