@@ -1,6 +1,6 @@
 """Free ports, polling with a deadline, and process groups started and stopped whatever happens.
 
-Ports come from one range (18700-18799). Several test runs may share the machine: a port
+Ports come from one range (18800-18899). Several test runs may share the machine: a port
 is held with a lock file while in use, and is free only if nothing listens on it.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
-PORTS = range(18700, 18800)
+PORTS = range(18800, 18900)
 PORT_LOCKS = Path(tempfile.gettempdir()) / "penguin-test-ports"
 _port_lock = threading.Lock()
 _ports_taken: dict[int, int] = {}  # port -> file descriptor of its lock
