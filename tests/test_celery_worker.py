@@ -139,7 +139,8 @@ def test_a_run_started_through_the_api_is_trained_by_the_worker_while_classify_k
     )
     assert response.status_code == 202, response.content
     body = response.json()
-    assert body["status"] == "queued" and body["version"] is None and body["model_name"] == "knn"
+    # An idle worker may have taken the run before the answer was written.
+    assert body["status"] in ("queued", "running") and body["version"] is None and body["model_name"] == "knn"
 
     served_meanwhile: list[str] = []
 
