@@ -145,6 +145,7 @@ def test_metrics_answer_in_openmetrics_when_asked(client, db):
     assert response.content.decode().rstrip().endswith("# EOF")
 
 
+@pytest.mark.slow
 def test_metrics_from_several_processes_are_summed(tmp_path):
     """What several gunicorn workers do: each writes its own file; /metrics adds them up."""
     folder = tmp_path / "metrics"
