@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from classifier.encoding import EXAMPLES
-from classifier.live import live_registry
 from classifier.serving import loaded_cache
+from classifier.serving_registry import live_registry
+from core.encoding import EXAMPLES
 
 from .servers import live_stack  # noqa: F401  (session fixture: gunicorn + private PostgreSQL and Redis)
 
@@ -60,8 +60,8 @@ def artifacts_dir(tmp_path, settings):
 @pytest.fixture(scope="session")
 def trained_results():
     """The five default algorithms trained once per session (no database involved)."""
+    from core.datasets import dataset_load
     from training.catalogue import CATALOGUE
-    from training.datasets import dataset_load
     from training.trainer import train
 
     dataset = dataset_load(DATA)
@@ -69,8 +69,8 @@ def trained_results():
 
 
 def register_result(name: str, result, *, activate: bool = True):
-    from classifier.services import model_version_register
-    from training.services import new_version_info
+    from classifier.services.registry import model_version_register
+    from training.services.promotion import new_version_info
 
     return model_version_register(
         model_name=name,

@@ -15,7 +15,8 @@ from django.utils.http import urlencode
 from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
 from classifier.paginators import EstimatedCountPaginator
 from training.models import TrainingRun
-from training.services import training_run_create, training_run_start
+from training.services.runs import training_run_create
+from training.start import training_run_start
 from training.tasks import train_model_task
 
 from .conftest import uses_postgres

@@ -22,12 +22,13 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings as django_settings
 
-from classifier.live import live_registry
 from classifier.models import MLModel
 from classifier.serving import loaded_cache
+from classifier.serving_registry import live_registry
 from penguinsite.celery import app
 from training.models import TrainingRun
-from training.services import training_run_create, training_run_start
+from training.services.runs import training_run_create
+from training.start import training_run_start
 from training.tasks import train_model_task
 
 from .conftest import GENTOO, REPO, broker_url, register_result

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from training.datasets import DatasetError, dataset_load
+from core.datasets import DatasetError, dataset_load
 
 from .conftest import DATA, DATA_V1
 

@@ -14,7 +14,8 @@ from kombu import pools
 
 from classifier.models import Prediction
 from training.models import TrainingRun
-from training.services import TrainingQueueUnavailable, training_run_start
+from training.services.runs import TrainingQueueUnavailable
+from training.start import training_run_start
 
 from .conftest import ADELIE
 from .servers import private_redis

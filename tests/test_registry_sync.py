@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from classifier.models import ModelActivation, ModelVersion
-from classifier.services import registry_sync
+from classifier.services.sync import registry_sync
 
 from .conftest import ADELIE
 
@@ -81,7 +81,7 @@ def test_a_pickle_with_named_features_is_served_in_its_own_column_order(artifact
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from training.datasets import dataset_load
+    from core.datasets import dataset_load
 
     from .conftest import DATA
 

@@ -23,10 +23,10 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
-from classifier.encoding import FIELDS, SPECIES
+from core.datasets import Dataset
+from core.encoding import FIELDS, SPECIES
 
 from .catalogue import ParamError, algorithm_get
-from .datasets import Dataset
 
 CV_FOLDS = 5
 
