@@ -258,7 +258,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Stable names for the choice sets that share a field name (status) or a value list.
     "ENUM_NAME_OVERRIDES": {
-        "SpeciesNameEnum": ["Adelie", "Chinstrap", "Gentoo"],
+        "SpeciesNameEnum": "core.encoding.SPECIES_NAMES",
         "VersionStatusEnum": ["active", "inactive", "broken"],
         "ModelReadinessEnum": ["ready", "broken"],
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -74,3 +75,19 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class VersionColumnsMixin:
+    """The columns a version shows wherever it is listed: its status and test metrics."""
+
+    @admin.display(description="status")
+    def status_label(self, version: ModelVersion) -> str:
+        return version.status
+
+    @admin.display(description="test accuracy")
+    def test_accuracy(self, version: ModelVersion) -> str:
+        return metric(version.metrics, "test_accuracy")
+
+    @admin.display(description="test F1")
+    def test_f1(self, version: ModelVersion) -> str:
+        return metric(version.metrics, "test_f1")

@@ -6,10 +6,10 @@ from django.contrib import admin
 from django.db.models import Count
 
 from ..models import MLModel, ModelVersion
-from .common import metric, metrics_table, version_link
+from .common import VersionColumnsMixin, metric, metrics_table, version_link
 
 
-class ModelVersionInline(admin.TabularInline):
+class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
     model = ModelVersion
     fk_name = "model"
     fields = (
@@ -41,18 +41,6 @@ class ModelVersionInline(admin.TabularInline):
     @admin.display(description="version")
     def version(self, version: ModelVersion) -> str:
         return version_link(version)
-
-    @admin.display(description="status")
-    def status_label(self, version: ModelVersion) -> str:
-        return version.status
-
-    @admin.display(description="test accuracy")
-    def test_accuracy(self, version: ModelVersion) -> str:
-        return metric(version.metrics, "test_accuracy")
-
-    @admin.display(description="test F1")
-    def test_f1(self, version: ModelVersion) -> str:
-        return metric(version.metrics, "test_f1")
 
 
 @admin.register(MLModel)

@@ -14,11 +14,11 @@ from django.utils.html import format_html, format_html_join
 
 from ..models import ModelVersion
 from ..services.registry import RegistryError, model_version_activate
-from .common import ReadOnlyAdminMixin, confusion_matrix_file, metric, metrics_table, pretty_json
+from .common import ReadOnlyAdminMixin, VersionColumnsMixin, confusion_matrix_file, metric, metrics_table, pretty_json
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ModelVersionAdmin(VersionColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "__str__",
         "status_label",
@@ -167,18 +167,6 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "serves it within PENGUIN_REGISTRY_REFRESH_SECONDS (about a second).",
             messages.SUCCESS,
         )
-
-    @admin.display(description="status")
-    def status_label(self, version: ModelVersion) -> str:
-        return version.status
-
-    @admin.display(description="test accuracy")
-    def test_accuracy(self, version: ModelVersion) -> str:
-        return metric(version.metrics, "test_accuracy")
-
-    @admin.display(description="test F1")
-    def test_f1(self, version: ModelVersion) -> str:
-        return metric(version.metrics, "test_f1")
 
     @admin.display(description="CV accuracy")
     def cv_accuracy(self, version: ModelVersion) -> str:

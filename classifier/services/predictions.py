@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.utils import timezone
 
-from core.encoding import FIELDS, SPECIES, SPECIES_NAMES, row_to_input
+from core.encoding import FIELDS, SPECIES, SPECIES_IDS, SPECIES_NAMES, row_to_input
 
 from .. import prediction_log as writers
 from ..models import Prediction
@@ -84,7 +84,7 @@ def prediction_feedback_record(
     Sending feedback again replaces the earlier answer (a correction).
     """
     if species_id not in SPECIES:
-        raise ValueError(f"species_id must be one of {sorted(SPECIES)}; got {species_id!r}")
+        raise ValueError(f"species_id must be one of {list(SPECIES_IDS)}; got {species_id!r}")
     prediction.true_species_id = species_id
     prediction.feedback_at = timezone.now()
     prediction.feedback_by = user if user is not None and user.is_authenticated else None

@@ -1,6 +1,6 @@
 """Training runs over HTTP: start one (202) and poll it. Staff only.
 
-Every view is a thin door into ``training.services``.
+Every view is a thin door into ``training.start`` and ``training.services``.
 """
 
 from __future__ import annotations

@@ -17,28 +17,14 @@ from classifier.predict import prediction_make
 from classifier.serving_registry import live_registry
 from core.api.exceptions import PayloadTooLarge
 from core.api.schema import error, errors
-from core.encoding import SPECIES, SPECIES_NAMES, parse_one, parse_rows
+from core.encoding import EXAMPLES, SPECIES, SPECIES_NAMES, parse_one, parse_rows
 
 from ..serializers import PenguinSerializer, PredictBatchSerializer, PredictResponseSerializer
 
-ADELIE = {
-    "island": 1,
-    "bill_length_mm": 39.1,
-    "bill_depth_mm": 18.7,
-    "flipper_length_mm": 181,
-    "body_mass_g": 3750,
-    "sex": "male",
-    "year": 2007,
-}
-GENTOO = {
-    "island": "Biscoe",
-    "bill_length_mm": 46.1,
-    "bill_depth_mm": 13.2,
-    "flipper_length_mm": 211,
-    "body_mass_g": 4500,
-    "sex": 0,
-    "year": 2007,
-}
+# The schema's request examples: the encoding's example penguins, island and sex given by
+# code or by name to show that both are accepted.
+ADELIE = {**EXAMPLES["Adelie"], "sex": "male"}
+GENTOO = {**EXAMPLES["Gentoo"], "island": "Biscoe"}
 
 
 class PredictActionMixin:
