@@ -17,7 +17,7 @@ from celery.signals import worker_ready
 from django import db
 
 from .models import TrainingRun
-from .services import training_run_abort, training_run_execute, training_run_fail_stale
+from .services.runs import training_run_abort, training_run_execute, training_run_fail_stale
 
 logger = logging.getLogger(__name__)
 
