@@ -48,7 +48,7 @@ def absolute(relative: str) -> Path:
 
     A registry row can only name files under ``PENGUIN_ARTIFACTS_DIR``: an absolute path or
     a ``..`` is refused, so someone who can write the database but not that folder cannot
-    make the service unpickle a file of their choosing (README, "Trust and security").
+    make the service unpickle a file of their choosing (docs/security.md).
     """
     try:
         return path_within(root(), relative)

@@ -148,7 +148,7 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # A killed worker must not lose a run: the message is acknowledged only after the task
-# returns, and redelivered if the worker dies (see README, "Training runs").
+# returns, and redelivered if the worker dies (see docs/api.md, "Training runs and workers").
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
