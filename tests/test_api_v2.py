@@ -8,10 +8,10 @@ import struct
 import numpy as np
 import pytest
 
-from classifier.encoding import FIELDS
 from classifier.models import Prediction
-
-from .conftest import ADELIE, CHINSTRAP, DATA, GENTOO, register_result
+from core.encoding import FIELDS
+from tests.support.data import ADELIE, CHINSTRAP, DATA, GENTOO
+from tests.support.models import register_result
 
 pytestmark = pytest.mark.django_db
 
@@ -227,6 +227,7 @@ def test_outputs_can_be_chosen(api_client, knn_model):
 
 def test_a_model_without_probabilities_answers_predict_alone_unless_asked(api_client, db):
     from training.datasets import dataset_load
+
     from training.trainer import train
 
     result = train(algorithm="svm", dataset=dataset_load(DATA), params={"probability": False})

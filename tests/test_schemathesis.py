@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import BIN
+from tests.support.processes import BIN
 
 pytestmark = pytest.mark.slow
 

@@ -14,15 +14,15 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from classifier.encoding import EXAMPLES, FIELDS
-
-from .servers import gunicorn, manage, service_env
+from core.encoding import EXAMPLES, FIELDS
+from tests.support.service import gunicorn, manage, service_env
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = Path(__file__).resolve().parent / "clients"

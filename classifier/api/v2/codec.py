@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.encoding import FIELDS, InputError, parse_rows
+from core.encoding import FIELDS, InputError, parse_rows
 
 # Header of the binary tensor data extension: the length of the JSON part of the body.
 HEADER_LENGTH = "Inference-Header-Content-Length"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from classifier.encoding import FIELDS
+from core.encoding import FIELDS
 
 from .codec import NUMERIC_DTYPES, OUTPUTS
 

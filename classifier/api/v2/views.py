@@ -22,15 +22,17 @@ from rest_framework.views import APIView
 
 from classifier import selectors
 from classifier.artifacts import ArtifactError
-from classifier.encoding import EXAMPLES, FIELDS, SPECIES
+from classifier.estimators import ModelUnusable
 from classifier.health import serving_unready_reason
-from classifier.live import live_registry
 from classifier.models import Prediction
-from classifier.services import NoProbabilities, prediction_make
-from classifier.serving import ModelUnusable, load_entry
+from classifier.predict import prediction_make
+from classifier.services.registry import NoProbabilities
+from classifier.serving import load_entry
+from classifier.serving_registry import live_registry
+from core.api.handlers import exception_handler
+from core.api.parsers import BoundedJSONParser
+from core.encoding import EXAMPLES, FIELDS, SPECIES
 
-from ..errors import exception_handler
-from ..parsers import BoundedJSONParser
 from . import codec
 from .serializers import (
     InferenceErrorSerializer,
