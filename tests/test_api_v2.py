@@ -226,8 +226,7 @@ def test_outputs_can_be_chosen(api_client, knn_model):
 
 
 def test_a_model_without_probabilities_answers_predict_alone_unless_asked(api_client, db):
-    from training.datasets import dataset_load
-
+    from core.datasets import dataset_load
     from training.trainer import train
 
     result = train(algorithm="svm", dataset=dataset_load(DATA), params={"probability": False})
