@@ -180,7 +180,7 @@ def test_an_unknown_island_name_is_a_400_naming_field_and_row(api_client, knn_mo
         (lambda r: r["inputs"][0].update(parameters={"binary_data_size": 12}), "not both"),
         (lambda r: r.update(id=None), '"id" must be a string'),
         (lambda r: r.update(parameters=None), '"parameters" must be a JSON object'),
-        (lambda r: r["inputs"][0].update(parameters=None), "parameters\" must be a JSON object"),
+        (lambda r: r["inputs"][0].update(parameters=None), 'parameters" must be a JSON object'),
         (lambda r: r.update(outputs=None), '"outputs" must be a non-empty list'),
         (lambda r: r.update(outputs=[]), '"outputs" must be a non-empty list'),
         (lambda r: r.update(outputs=[{"name": "predict", "parameters": None}]), "outputs[0].parameters"),
