@@ -173,6 +173,7 @@ def test_an_unknown_island_name_is_a_400_naming_field_and_row(api_client, knn_mo
         (lambda r: r["inputs"][0].update(shape=[4, 7]), "holds 28 values"),
         (lambda r: r["inputs"][0].update(datatype="INT64"), "FP32 or FP64"),
         (lambda r: r["inputs"][0].update(datatype="BOOL"), "not accepted"),
+        (lambda r: r["inputs"][0].update(datatype={}), "not accepted"),
         (lambda r: r["inputs"][0].pop("data"), "data is required"),
         (lambda r: r["inputs"][0]["data"][0].__setitem__(1, "long"), "must be numbers"),
         (lambda r: r.update(id=7), '"id" must be a string'),

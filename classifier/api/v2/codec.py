@@ -168,7 +168,7 @@ def _read_tensors(inputs: list, binary: bytes) -> list[Tensor]:
         ):
             raise ProtocolError(f"{where}: shape must be a list of non-negative whole numbers, such as [2, 7].")
         datatype = raw.get("datatype")
-        if datatype not in NUMERIC_DTYPES and datatype != "BYTES":
+        if not isinstance(datatype, str) or (datatype not in NUMERIC_DTYPES and datatype != "BYTES"):
             raise ProtocolError(
                 f"{where}: datatype {str(datatype)[:20]!r} is not accepted; use FP32 or FP64 "
                 "(BYTES for island and sex names)."
