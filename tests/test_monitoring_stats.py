@@ -296,3 +296,25 @@ def test_latency_percentiles_interpolate_between_order_statistics():
     assert close(result["p50"], percentile(values.tolist(), 50))
     assert close(result["p95"], percentile(values.tolist(), 95))
     assert latency_percentiles(np.array([])) == {"p50": None, "p95": None}
+
+
+# ---- false alarms --------------------------------------------------------------------------
+
+
+def test_windows_resampled_from_the_dataset_rarely_raise_dataset_drift():
+    from sklearn.model_selection import train_test_split
+
+    from classifier.encoding import FIELDS
+    from training.datasets import dataset_load
+
+    from .conftest import DATA
+
+    dataset = dataset_load(DATA)
+    features, target = dataset.features(), dataset.target()
+    reference = train_test_split(features, target, test_size=0.2, stratify=target, random_state=42)[0]
+    rng = np.random.default_rng(2026)
+    alarms = sum(
+        dataset_drift(FIELDS, reference, features[rng.integers(0, len(features), 300)]).dataset_drift
+        for _ in range(50)
+    )
+    assert alarms <= 5
