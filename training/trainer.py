@@ -24,6 +24,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 from sklearn.pipeline import Pipeline
 
 from classifier.encoding import FIELDS, SPECIES
+from classifier.monitoring.reference import profile_build
 
 from .catalogue import ParamError, algorithm_get
 from .datasets import Dataset
@@ -49,6 +50,7 @@ class TrainingResult:
     test_size: float
     dataset: dict[str, Any]
     seconds: float
+    reference: dict[str, Any] = field(default_factory=dict)  # the training rows, for monitoring
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,4 +134,5 @@ def train(
         test_size=test_size,
         dataset=dataset.describe(),
         seconds=time.perf_counter() - started,
+        reference=profile_build(x_train, y_train, fields=FIELDS),
     )
