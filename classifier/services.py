@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from . import artifacts, bulk_log, metrics, onnx_runtime
 from .encoding import FIELDS, RULES, SPECIES, row_to_input
-from .models import MLModel, ModelActivation, ModelVersion, Prediction, RegistryState
+from .models import PROBABILITY_COLUMNS, MLModel, ModelActivation, ModelVersion, Prediction, RegistryState
 from .serving import Inspection, LoadedModel, ModelUnusable, inspect_estimator, load_entry
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class NewVersion:
     library_versions: dict[str, str]
     estimator: str
     extra_files: dict[str, bytes] = field(default_factory=dict)  # file name → bytes, beside the model
+    reference: dict[str, Any] = field(default_factory=dict)  # training rows' profile, for monitoring
 
 
 def _fast_path_export(estimator: Any, inspection: Inspection | None = None) -> onnx_runtime.Export:
@@ -171,6 +172,8 @@ def model_version_register(
             n_train=info.n_train,
             n_test=info.n_test,
             training_seconds=info.training_seconds,
+            reference=info.reference,
+            reference_note="" if info.reference else "The trainer kept no reference profile.",
             triggered_by=triggered_by,
             created_by=user if user is not None and user.is_authenticated else None,
             activation_note=activation_note,
@@ -508,7 +511,8 @@ def prediction_log(
     """
     now = timezone.now()
     if len(matrix) == 1:
-        proba = probabilities[0].round(6).tolist() if probabilities is not None else None
+        proba = probabilities[0].round(6).tolist() if probabilities is not None else NO_PROBABILITIES
+        inputs = row_to_input(matrix[0])
         return [
             _prediction_insert_one(
                 (
@@ -516,9 +520,9 @@ def prediction_log(
                     version_id,
                     now,
                     endpoint,
-                    row_to_input(matrix[0]),
+                    *(inputs[field] for field in FIELDS),
                     int(species_ids[0]),
-                    dict(zip(SPECIES_NAMES, proba)) if proba is not None else None,
+                    *proba,
                     latency_ms,
                 )
             )
@@ -530,21 +534,22 @@ def prediction_log(
             version_id=version_id,
             created_at=now,
             endpoint=endpoint,
-            inputs=bulk_log.inputs_json(matrix),
+            inputs=bulk_log.inputs_text(matrix),
             species=species_list,
-            probabilities=bulk_log.probabilities_json(probabilities) if probabilities is not None else None,
+            probabilities=bulk_log.probabilities_text(probabilities) if probabilities is not None else None,
             latency_ms=latency_ms,
         )
-    proba_list = probabilities.round(6).tolist() if probabilities is not None else [None] * len(species_list)
+    count = len(species_list)
+    proba_list = probabilities.round(6).tolist() if probabilities is not None else [NO_PROBABILITIES] * count
     rows = [
         Prediction(
             model_id=model_id,
             version_id=version_id,
             created_at=now,
             endpoint=endpoint,
-            inputs=dict(zip(FIELDS, values)),
+            **dict(zip(FIELDS, values)),
             species_id=species,
-            probabilities=dict(zip(SPECIES_NAMES, proba)) if proba is not None else None,
+            **dict(zip(PROBABILITY_COLUMNS, proba)),
             latency_ms=latency_ms,
         )
         for values, species, proba in zip(_inputs_rows(matrix), species_list, proba_list)
@@ -563,9 +568,9 @@ def _inputs_rows(matrix: np.ndarray) -> list[list[float | int]]:
     return rows
 
 
-SPECIES_NAMES = tuple(SPECIES[code] for code in sorted(SPECIES))
+NO_PROBABILITIES = (None,) * len(PROBABILITY_COLUMNS)
 # The columns a logged answer fills, in the order _prediction_insert_one takes them.
-LOG_FIELDS = ("model", "version", "created_at", "endpoint", "inputs", "species_id", "probabilities", "latency_ms")
+LOG_FIELDS = ("model", "version", "created_at", "endpoint", *FIELDS, "species_id", *PROBABILITY_COLUMNS, "latency_ms")
 
 
 @functools.cache
