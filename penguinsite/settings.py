@@ -246,6 +246,9 @@ PENGUIN_MONITOR_MIN_ROWS = env_int("PENGUIN_MONITOR_MIN_ROWS", 30, minimum=1)
 PENGUIN_MONITOR_INTERVAL = env_int("PENGUIN_MONITOR_INTERVAL", 3600, minimum=10)
 # Dataset drift in two consecutive checks of the active version starts a training run.
 PENGUIN_RETRAIN_ON_DRIFT = env_bool("PENGUIN_RETRAIN_ON_DRIFT", False)
+CELERY_BEAT_SCHEDULE = {
+    "monitor-models": {"task": "classifier.monitor_models", "schedule": float(PENGUIN_MONITOR_INTERVAL)},
+}
 
 # Bodies larger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PENGUIN_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)

@@ -157,3 +157,73 @@ def test_the_window_keeps_the_most_recent_rows_up_to_the_maximum(monitored, peng
     assert report["window"]["capped"] is True
     assert sum(day["predictions"] for day in report["daily"]) == 50
     assert report["latency_ms"]["p50"] is not None
+
+
+# ---- scheduled checks, /metrics, retraining on drift ----------------------------------------
+
+
+def drifted(penguins):
+    features, truth = sample(penguins)
+    features[:, BODY_MASS] *= 1.25
+    features[:, FLIPPER] += 20
+    features[:, BILL_LENGTH] += 6
+    features[:, BILL_DEPTH] -= 2
+    return features, truth
+
+
+def test_monitor_models_stores_a_report_per_active_version(monitored, penguins):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from classifier.models import MonitoringReport
+
+    log(monitored, *drifted(penguins))
+    out = StringIO()
+    call_command("monitor_models", stdout=out)
+    check = MonitoringReport.objects.get()
+    assert (check.version, check.verdict, check.dataset_drift) == (monitored, "drift", True)
+    assert check.drifted_features == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    assert check.report["window"]["predictions"] == 300
+    assert "knn v1: drift" in out.getvalue()
+
+
+def test_metrics_show_the_latest_check(monitored, penguins, client):
+    from classifier.monitoring.service import monitoring_check
+
+    features, truth = drifted(penguins)
+    labels = truth.copy()
+    labels[100:] = 0
+    log(monitored, features, truth, labels)
+    monitoring_check(model=monitored.model)
+    text = client.get("/metrics").content.decode()
+    assert 'penguin_model_drift{model="knn",version="1"} 1.0' in text
+    assert 'penguin_model_drift_share{model="knn",version="1"} 0.571' in text
+    assert 'penguin_model_live_accuracy{model="knn",version="1"} 1.0' in text
+    assert 'penguin_model_labelled{model="knn",version="1"} 100.0' in text
+
+
+def test_beat_sends_the_monitoring_task_at_the_configured_interval(settings):
+    from penguinsite.celery import app
+
+    schedule = settings.CELERY_BEAT_SCHEDULE["monitor-models"]
+    assert schedule == {"task": "classifier.monitor_models", "schedule": float(settings.PENGUIN_MONITOR_INTERVAL)}
+    app.loader.import_default_modules()
+    assert "classifier.monitor_models" in app.tasks
+
+
+def test_two_drifting_checks_in_a_row_start_one_training_run(
+    monitored, penguins, settings, django_capture_on_commit_callbacks
+):
+    from classifier.monitoring.service import monitoring_check
+    from training.models import TrainingRun
+
+    settings.PENGUIN_RETRAIN_ON_DRIFT = True
+    log(monitored, *drifted(penguins))
+    with django_capture_on_commit_callbacks(execute=True):
+        monitoring_check(model=monitored.model)
+    assert not TrainingRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        monitoring_check(model=monitored.model)
+    run = TrainingRun.objects.get()
+    assert (run.model_name, run.algorithm, run.trigger) == ("knn", "knn", "drift")
