@@ -28,6 +28,7 @@ from training.models import TrainingRun
 from training.services import TrainingConflict, TrainingQueueUnavailable, training_run_retrain, training_run_start
 
 from . import artifacts
+from .admin_monitoring import MonitoringAdminMixin, version_monitoring_html
 from .encoding import SPECIES
 from .models import MLModel, ModelVersion, Prediction
 from .paginators import EstimatedCountPaginator
@@ -151,8 +152,17 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(MLModel)
-class MLModelAdmin(admin.ModelAdmin):
-    list_display = ("name", "algorithm", "active", "test_accuracy", "test_f1", "version_count", "updated_at")
+class MLModelAdmin(MonitoringAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "name",
+        "algorithm",
+        "active",
+        "drift_badge",
+        "test_accuracy",
+        "test_f1",
+        "version_count",
+        "updated_at",
+    )
     search_fields = ("name",)
     list_filter = ("algorithm",)
     actions = ("retrain_selected",)
@@ -302,6 +312,7 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ),
         ("Metrics", {"fields": ("metrics_table", "classification_report_table")}),
         ("Confusion matrix (test set)", {"fields": ("confusion_matrix_picture",)}),
+        ("Live: predictions and feedback", {"fields": ("live_monitoring",)}),
         ("Parameters", {"fields": ("params_json",)}),
         (
             "Artifact",
@@ -477,6 +488,10 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return text or "-"
         url = reverse("admin:classifier_modelversion_confusion_matrix", args=[version.pk])
         return format_html('<img src="{}" alt="confusion matrix of {}" width="420"><br>{}', url, version, text)
+
+    @admin.display(description="live")
+    def live_monitoring(self, version: ModelVersion) -> str:
+        return version_monitoring_html(version)
 
     @admin.display(description="params")
     def params_json(self, version: ModelVersion) -> str:

@@ -227,3 +227,48 @@ def test_two_drifting_checks_in_a_row_start_one_training_run(
         monitoring_check(model=monitored.model)
     run = TrainingRun.objects.get()
     assert (run.model_name, run.algorithm, run.trigger) == ("knn", "knn", "drift")
+
+
+# ---- the admin ---------------------------------------------------------------------------------
+
+
+def test_admin_monitoring_page_shows_the_drift_mix_accuracy_and_histograms(admin_client, monitored, penguins):
+    features, truth = drifted(penguins)
+    labels = truth.copy()
+    labels[100:] = 0
+    log(monitored, features, truth, labels)
+    page = admin_client.get(f"/admin/classifier/mlmodel/{monitored.model_id}/monitoring/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "DRIFT" in text and "Drifting features: 4 of 7" in text
+    assert "Predictions per day" in text and "Predicted species mix against training" in text
+    assert "95% Wilson interval" in text and "Live accuracy (labelled predictions)" in text
+    for name in ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"):
+        assert f"{name}: ks p = " in text  # each drifted feature's histogram, titled with its test
+    assert "island: " not in text
+    assert text.count("<div><svg") == 7  # volume, mix, accuracy and four histograms
+
+
+def test_admin_check_now_stores_a_report_and_the_model_list_shows_the_badge(admin_client, monitored, penguins):
+    log(monitored, *drifted(penguins))
+    assert "not checked yet" in admin_client.get("/admin/classifier/mlmodel/").content.decode()
+    response = admin_client.post(f"/admin/classifier/mlmodel/{monitored.model_id}/monitoring/")
+    assert response.status_code == 302
+    listing = admin_client.get("/admin/classifier/mlmodel/").content.decode()
+    assert ">drift</span> v1" in listing
+    history = admin_client.get(response["Location"]).content.decode()
+    assert "Checks history" in history and "bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g" in history
+
+
+def test_admin_version_page_shows_live_accuracy_count_and_feedback_confusion_matrix(admin_client, monitored, penguins):
+    features, truth = sample(penguins, count=120)
+    predicted = truth.copy()
+    predicted[:10] = np.where(truth[:10] == 1, 2, 1)
+    labels = truth.copy()
+    labels[100:] = 0
+    log(monitored, features, predicted, labels)
+    text = admin_client.get(f"/admin/classifier/modelversion/{monitored.pk}/change/").content.decode()
+    assert "120 predictions logged" in text
+    assert "90 of 100 labelled correct: <strong>0.900</strong>" in text
+    assert "0.826 – 0.945" in text
+    assert "Feedback on knn v1: 100 labelled" in text

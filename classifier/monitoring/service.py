@@ -8,6 +8,7 @@ is no drift verdict. The statistics are in ``classifier.monitoring.drift`` and `
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -110,6 +111,27 @@ def monitoring_report(
     until: datetime | None = None,
 ) -> dict:
     """The monitoring report of ``version`` (default: the model's active one) over a window."""
+    return monitoring_analysis(model=model, version=version, since=since, until=until).report
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A report with what it was computed from (the admin draws the histograms from these)."""
+
+    report: dict
+    version: ModelVersion
+    window: dict[str, np.ndarray]
+    reference: Reference | None
+
+
+def monitoring_analysis(
+    *,
+    model: MLModel,
+    version: ModelVersion | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Analysis:
+    """``monitoring_report`` with the window's rows and the reference kept beside it."""
     if version is None:
         version = model.active_version
         if version is None:
@@ -142,14 +164,14 @@ def monitoring_report(
     if reference is None:
         report["verdict"] = MonitoringReport.Verdict.NO_REFERENCE.value
         report["message"] = f"No drift check: {reference_note}"
-        return report
+        return Analysis(report, version, window, None)
     if rows < min_rows:
         report["needed"] = min_rows - rows
         report["message"] = (
             f"Not enough data: {rows} prediction(s) in the window, {min_rows - rows} more needed "
             f"(PENGUIN_MONITOR_MIN_ROWS={min_rows})."
         )
-        return report
+        return Analysis(report, version, window, reference)
     drift = dataset_drift(FIELDS, reference.matrix(FIELDS), window["features"])
     predicted = prediction_drift(window["species_id"], reference.class_counts)
     report.update(
@@ -159,7 +181,7 @@ def monitoring_report(
         features=[feature.as_dict() for feature in drift.features],
         prediction_drift=predicted.as_dict(SPECIES),
     )
-    return report
+    return Analysis(report, version, window, reference)
 
 
 def monitoring_report_store(*, version: ModelVersion, report: dict) -> MonitoringReport:
