@@ -272,3 +272,75 @@ def test_admin_version_page_shows_live_accuracy_count_and_feedback_confusion_mat
     assert "90 of 100 labelled correct: <strong>0.900</strong>" in text
     assert "0.826 – 0.945" in text
     assert "Feedback on knn v1: 100 labelled" in text
+
+
+# ---- the API -----------------------------------------------------------------------------------
+
+MONITORING = "/api/v1/models/knn/monitoring"
+
+
+@pytest.fixture
+def reader(api_client, user):
+    api_client.force_authenticate(user)
+    return api_client
+
+
+def test_api_answers_the_same_numbers_as_the_service(reader, monitored, penguins):
+    features, truth = drifted(penguins)
+    labels = truth.copy()
+    labels[100:] = 0
+    log(monitored, features, truth, labels)
+    response = reader.get(MONITORING)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["model"], body["version"], body["verdict"], body["dataset_drift"]) == ("knn", 1, "drift", True)
+    assert body["window"]["predictions"] == 300
+    assert body["reference"] == {"source": "training split", "rows": 266}
+    assert [feature["name"] for feature in body["features"] if feature["drift"]] == [
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+    ]
+    assert set(body["prediction_drift"]) >= {"test", "p_value", "drift", "current", "reference"}
+    assert body["live_accuracy"]["labelled"] == 100 and body["live_accuracy"]["coverage"] == pytest.approx(1 / 3)
+    assert set(body["latency_ms"]) == {"p50", "p95"}
+    assert body["daily"][0]["predictions"] == 300
+    service = report_of(monitored)
+    assert body["features"] == service["features"] and body["drift_share"] == service["drift_share"]
+
+
+def test_api_window_and_version_parameters(reader, monitored, penguins):
+    features, truth = sample(penguins, count=60)
+    old = timezone.now() - timezone.timedelta(days=20)
+    log(monitored, features, truth, when=old)
+    assert reader.get(MONITORING).json()["verdict"] == "not_enough_data"
+    since = (old - timezone.timedelta(days=1)).isoformat()
+    until = (old + timezone.timedelta(days=1)).isoformat()
+    body = reader.get(MONITORING, {"since": since, "until": until, "version": 1}).json()
+    assert (body["window"]["predictions"], body["verdict"]) == (60, "no_drift")
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"version": "x"}, "version"), ({"since": "yesterday"}, "since"), ({"until": "2026-13-01"}, "until")],
+)
+def test_api_bad_parameters_are_400_naming_the_field(reader, monitored, params, field):
+    response = reader.get(MONITORING, params)
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_api_since_after_until_is_400(reader, monitored):
+    response = reader.get(MONITORING, {"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"})
+    assert response.status_code == 400
+    assert "since" in response.json()["errors"]
+
+
+def test_api_unknown_version_or_model_is_404(reader, monitored):
+    assert reader.get(MONITORING, {"version": 9}).json()["code"] == "version_not_found"
+    assert reader.get("/api/v1/models/nope/monitoring").status_code == 404
+
+
+def test_api_monitoring_needs_a_login(api_client, monitored):
+    assert api_client.get(MONITORING).status_code in (401, 403)

@@ -41,6 +41,7 @@ from training.services import TrainingConflict, TrainingQueueUnavailable, traini
 
 from .errors import Conflict, PayloadTooLarge, ServiceUnavailable
 from .filters import ModelFilter, ModelVersionFilter, PredictionFilter, TrainingRunFilter
+from .monitoring import MonitoringActionMixin
 from .parsers import BoundedJSONParser
 from .schema import error, errors
 from .serializers import (
@@ -136,7 +137,7 @@ class ApiV1Mixin:
         responses={200: MLModelSerializer, **errors(404)},
     ),
 )
-class MLModelViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
+class MLModelViewSet(MonitoringActionMixin, ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
     # Meta.ordering does not apply to an aggregated (annotated) queryset: order explicitly.
     queryset = selectors.model_list().select_related("active_version__model").order_by("name")
     serializer_class = MLModelSerializer
