@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from ..encoding import FIELDS, SPECIES
@@ -25,7 +26,7 @@ from .reference import Reference
 
 WINDOW = timedelta(days=7)
 SHIPPED_DATASET = "shipped dataset"
-_COLUMNS = (*FIELDS, "species_id", "true_species_id", "latency_ms", "created_at")
+_COLUMNS = (*FIELDS, "species_id", "true_species_id", "latency_ms")
 
 
 class MonitoringError(ValueError):
@@ -57,28 +58,29 @@ def _window_rows(version: ModelVersion, since: datetime, until: datetime, limit:
     rows = list(
         Prediction.objects.filter(version=version, created_at__gte=since, created_at__lt=until)
         .order_by("-id")
-        .values_list(*_COLUMNS)[:limit]
+        .annotate(day=TruncDate("created_at"))
+        .values_list(*_COLUMNS, "day")[:limit]
     )
     if not rows:
         return {"features": np.empty((0, len(FIELDS))), **{name: np.empty(0) for name in _COLUMNS[len(FIELDS) :]}}
-    numbers = np.array([row[: len(FIELDS) + 3] for row in rows], dtype=float)  # NULL feedback → nan
+    numbers = np.array([row[:-1] for row in rows], dtype=float)  # NULL feedback → nan
     return {
         "features": numbers[:, : len(FIELDS)],
         "species_id": numbers[:, len(FIELDS)].astype(int),
         "true_species_id": np.nan_to_num(numbers[:, len(FIELDS) + 1], nan=0).astype(int),
         "latency_ms": numbers[:, len(FIELDS) + 2],
-        "created_at": np.array([timezone.localtime(row[-1]).date() for row in rows]),
+        "created_at": np.array([row[-1] for row in rows], dtype="datetime64[D]"),
     }
 
 
 def _daily(days: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> list[dict]:
     result = []
-    for day in sorted(set(days.tolist())):
+    for day in np.unique(days):
         on_day = days == day
         labelled = on_day & (actual > 0)
         result.append(
             {
-                "date": day.isoformat(),
+                "date": str(day),
                 "predictions": int(on_day.sum()),
                 "labelled": int(labelled.sum()),
                 "correct": int((labelled & (predicted == actual)).sum()),
