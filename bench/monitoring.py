@@ -110,7 +110,7 @@ def section_report(rows: int, client) -> None:
     from django.core.management import call_command
 
     from classifier.models import MLModel
-    from classifier.monitoring.service import monitoring_report
+    from classifier.services.monitoring import monitoring_report
 
     model = MLModel.objects.get(name="knn")
     url = f"/api/v1/models/{model.name}/monitoring"
@@ -146,10 +146,10 @@ def section_batch(client) -> None:
     import numpy as np
     from django.db import connection
 
-    from classifier import bulk_log
-    from classifier.encoding import FIELDS, SPECIES, row_to_input
+    from classifier import prediction_log
     from classifier.models import MLModel
-    from training.datasets import dataset_load
+    from core.datasets import dataset_load
+    from core.encoding import FIELDS, SPECIES, row_to_input
 
     features = dataset_load(REPO / "data" / "penguins.csv").features()
     rng = np.random.default_rng(0)
@@ -186,7 +186,7 @@ def section_batch(client) -> None:
 
     def copy_earlier():
         # The earlier writer: JSON text per row from templates, ids reserved, one COPY.
-        ids = bulk_log.reserve_ids(len(matrix))
+        ids = prediction_log.reserve_ids(len(matrix))
         inputs = [inputs_template % tuple(row) for row in matrix.tolist()]
         proba = [proba_template % tuple(row) for row in probabilities.round(6).tolist()]
         text = "".join(
@@ -203,14 +203,14 @@ def section_batch(client) -> None:
     def copy_typed():
         from django.utils import timezone
 
-        bulk_log.prediction_copy(
+        prediction_log.prediction_copy(
             model_id=model.pk,
             version_id=model.active_version_id,
             created_at=timezone.now(),
             endpoint="predict",
-            inputs=bulk_log.inputs_text(matrix),
+            inputs=prediction_log.inputs_text(matrix),
             species=species,
-            probabilities=bulk_log.probabilities_text(probabilities),
+            probabilities=prediction_log.probabilities_text(probabilities),
             latency_ms=1.0,
         )
 
@@ -235,9 +235,9 @@ def section_false_alarms(windows: int) -> None:
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    from classifier.encoding import FIELDS
     from classifier.monitoring.drift import dataset_drift
-    from training.datasets import dataset_load
+    from core.datasets import dataset_load
+    from core.encoding import FIELDS
 
     dataset = dataset_load(REPO / "data" / "penguins.csv")
     features, target = dataset.features(), dataset.target()

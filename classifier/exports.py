@@ -18,12 +18,12 @@ import json
 from datetime import datetime
 from typing import TextIO
 
-from .encoding import FIELDS, RULES, SPECIES
+from core.encoding import FIELDS, RULES, SPECIES, SPECIES_NAMES
+
 from .models import PROBABILITY_COLUMNS, Prediction
 
 FORMATS = ("jsonl", "csv")
 CHUNK_SIZE = 2000
-SPECIES_ORDER = [SPECIES[code] for code in sorted(SPECIES)]
 CSV_COLUMNS = [
     "id",
     "timestamp",
@@ -33,7 +33,7 @@ CSV_COLUMNS = [
     *FIELDS,
     "species_id",
     "species_name",
-    *(f"probability_{name}" for name in SPECIES_ORDER),
+    *(f"probability_{name}" for name in SPECIES_NAMES),
     "true_species_id",
     "latency_ms",
 ]

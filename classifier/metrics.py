@@ -7,9 +7,8 @@ before the workers start, prometheus-client then keeps each worker's values in a
 there, and ``/metrics`` adds them up whichever worker answers. Without that variable
 (``runserver``, tests, one process) the ordinary in-memory registry is used.
 
-Training runs finish in Celery workers, which nobody scrapes; their counts and durations
-are read from the ``TrainingRun`` table at scrape time instead, so ``/metrics`` on any web
-worker reports every run, whichever process ran it.
+Metrics that live in the database (training runs, see ``training.metrics``) come from
+collectors an app registers with ``collector_register``; they are read at scrape time.
 """
 
 from __future__ import annotations
@@ -18,13 +17,10 @@ import logging
 import os
 
 import numpy as np
-from django.db.models import Count, Max, Q, Sum
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.django import PrometheusDjangoView
 
-from .encoding import SPECIES
-from .models import MLModel, MonitoringReport
+from core.encoding import SPECIES
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +51,6 @@ MODEL_CACHE_LOADS = Counter(
     "Model versions read from disk, verified and loaded into the process cache.",
 )
 
-# Training takes seconds to minutes.
-TRAINING_DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0)
-
 
 def http_request_observe(*, method: str, route: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
@@ -72,127 +65,23 @@ def predictions_record(*, model_name: str, version_number: int, species_ids: np.
         PREDICTIONS.labels(model=model_name, version=version, species=SPECIES.get(code, str(code))).inc(count)
 
 
-class TrainingRunCollector:
-    """``penguin_training_runs`` and ``penguin_training_run_duration_seconds`` from the database.
-
-    Two small aggregate queries per scrape (the table holds one row per training request).
-    When the database is unreachable the two metrics are left out; the rest still answer.
-    """
-
-    def describe(self):
-        # Lets the registry learn the names without querying the database at import.
-        return [self._runs_family(), self._duration_family()]
-
-    def collect(self):
-        try:
-            from training.models import TrainingRun
-
-            counts = list(TrainingRun.objects.order_by().values("algorithm", "status").annotate(n=Count("pk")))
-            buckets = {
-                f"le_{i}": Count("pk", filter=Q(duration_seconds__lte=b))
-                for i, b in enumerate(TRAINING_DURATION_BUCKETS)
-            }
-            durations = list(
-                TrainingRun.objects.order_by()
-                .filter(duration_seconds__isnull=False)
-                .values("status")
-                .annotate(n=Count("pk"), total=Sum("duration_seconds"), **buckets)
-            )
-        except Exception as exc:
-            logger.warning("metrics: training runs not read from the database (%s)", type(exc).__name__)
-            return
-        runs = self._runs_family()
-        for row in counts:
-            runs.add_metric([row["algorithm"], row["status"]], row["n"])
-        duration = self._duration_family()
-        for row in durations:
-            cumulative = [(str(b), row[f"le_{i}"]) for i, b in enumerate(TRAINING_DURATION_BUCKETS)]
-            duration.add_metric([row["status"]], [*cumulative, ("+Inf", row["n"])], sum_value=row["total"] or 0.0)
-        yield runs
-        yield duration
-
-    @staticmethod
-    def _runs_family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            "penguin_training_runs", "Training runs recorded, by algorithm and status.", labels=["algorithm", "status"]
-        )
-
-    @staticmethod
-    def _duration_family() -> HistogramMetricFamily:
-        return HistogramMetricFamily(
-            "penguin_training_run_duration_seconds",
-            "Duration of finished training runs (queued time excluded), by final status.",
-            labels=["status"],
-        )
-
-
-class MonitoringCollector:
-    """``penguin_model_drift``, ``…_drift_share``, ``…_live_accuracy``, ``…_labelled`` per active version.
-
-    Read at scrape time from each active version's latest stored check (``monitor_models`` or
-    beat), so every web worker reports the same values. A check without a drift verdict (not
-    enough data, no reference) gives no drift gauges; one without feedback no accuracy gauge.
-    """
-
-    def describe(self):
-        return self._families()
-
-    def collect(self):
-        try:
-            active = MLModel.objects.filter(active_version__isnull=False).values_list("active_version_id", flat=True)
-            latest = (
-                MonitoringReport.objects.filter(version_id__in=list(active))
-                .order_by()
-                .values("version_id")
-                .annotate(latest=Max("id"))
-                .values_list("latest", flat=True)
-            )
-            reports = list(MonitoringReport.objects.filter(id__in=list(latest)).select_related("model", "version"))
-        except Exception as exc:
-            logger.warning("metrics: monitoring reports not read from the database (%s)", type(exc).__name__)
-            return
-        drift, share, accuracy, labelled = self._families()
-        for report in reports:
-            labels = [report.model.name, str(report.version.number)]
-            if report.dataset_drift is not None:
-                drift.add_metric(labels, 1.0 if report.dataset_drift else 0.0)
-                share.add_metric(labels, report.drift_share)
-            if report.accuracy is not None:
-                accuracy.add_metric(labels, report.accuracy)
-            labelled.add_metric(labels, report.labelled)
-        yield from (drift, share, accuracy, labelled)
-
-    @staticmethod
-    def _families() -> list[GaugeMetricFamily]:
-        labels = ["model", "version"]
-        return [
-            GaugeMetricFamily(
-                "penguin_model_drift", "1 when the latest check found dataset drift, else 0.", labels=labels
-            ),
-            GaugeMetricFamily(
-                "penguin_model_drift_share", "Share of input features drifting in the latest check.", labels=labels
-            ),
-            GaugeMetricFamily(
-                "penguin_model_live_accuracy", "Accuracy on labelled predictions in the latest check.", labels=labels
-            ),
-            GaugeMetricFamily(
-                "penguin_model_labelled", "Labelled predictions (with feedback) in the latest check.", labels=labels
-            ),
-        ]
-
-
 def _exposition_registry() -> CollectorRegistry:
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    registry.register(TrainingRunCollector())
-    registry.register(MonitoringCollector())
-    return registry
+        return registry
+    return REGISTRY
+
+
+EXPOSITION = _exposition_registry()
+
+
+def collector_register(collector) -> None:
+    """Add a collector read at every scrape (an app's metrics taken from the database)."""
+    EXPOSITION.register(collector)
 
 
 class MetricsView(PrometheusDjangoView):
     """``GET /metrics`` in the Prometheus text format (OpenMetrics when asked for)."""
 
-    registry = _exposition_registry()
+    registry = EXPOSITION

@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from .encoding import FIELDS, RULES, SPECIES
+from core.encoding import FIELDS, RULES, SPECIES_NAMES
 
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 model_name_validator = RegexValidator(
@@ -111,10 +111,6 @@ class ModelVersion(models.Model):
         return f"{self.model.name} v{self.number}"
 
     @property
-    def is_broken(self) -> bool:
-        return bool(self.broken_reason)
-
-    @property
     def status(self) -> str:
         if self.broken_reason:
             return "broken"
@@ -216,7 +212,6 @@ class Prediction(models.Model):
         return dict(zip(SPECIES_NAMES, values))
 
 
-SPECIES_NAMES = tuple(SPECIES[code] for code in sorted(SPECIES))
 # The log's probability column of each species, in species-id order.
 PROBABILITY_COLUMNS = tuple(f"proba_{name.lower()}" for name in SPECIES_NAMES)
 

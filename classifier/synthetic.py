@@ -18,11 +18,12 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.encoding import FIELDS
+
 from . import selectors
-from .bulk_log import NO_PROBABILITIES, inputs_text, probabilities_text
-from .encoding import FIELDS
 from .models import PROBABILITY_COLUMNS, Prediction
 from .onnx_runtime import parity_features
+from .prediction_log import NO_PROBABILITIES, inputs_text, probabilities_text
 from .serving import load_entry
 
 CHUNK_ROWS = 100_000

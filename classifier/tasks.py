@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from .monitoring.service import monitoring_check_all
+from .services.monitoring import monitoring_check_all
 
 logger = logging.getLogger(__name__)
 

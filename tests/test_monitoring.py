@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.utils import timezone
-from sklearn.model_selection import train_test_split
 
-from classifier.encoding import FIELDS
 from classifier.models import Prediction
-from classifier.monitoring.reference import profile_build
-from classifier.monitoring.service import monitoring_report
-from training.datasets import dataset_load
+from classifier.services.monitoring import monitoring_report
+from core.datasets import dataset_load
+from core.encoding import FIELDS
 
 from .conftest import DATA
 
@@ -27,14 +25,9 @@ def penguins():
 
 
 @pytest.fixture
-def monitored(knn_model, penguins):
-    """The knn model's active version, with its training split as the reference profile."""
-    features, target = penguins
-    x_train, _, y_train, _ = train_test_split(features, target, test_size=0.2, stratify=target, random_state=42)
-    version = knn_model
-    version.reference = profile_build(x_train, y_train, fields=FIELDS)
-    version.save(update_fields=["reference"])
-    return version
+def monitored(knn_model):
+    """The knn model's active version; training kept its training split as the reference."""
+    return knn_model
 
 
 def log(version, features: np.ndarray, species: np.ndarray, truth: np.ndarray | None = None, *, when=None):
@@ -67,6 +60,33 @@ def report_of(version):
 
 def flagged(report) -> list[str]:
     return [feature["name"] for feature in report["features"] if feature["drift"]]
+
+
+def test_a_trained_version_keeps_its_training_rows_as_reference(monitored):
+    profile = monitored.reference
+    assert (profile["source"], profile["rows"]) == ("training split", 266)
+    assert sum(profile["class_counts"].values()) == 266
+    assert list(profile["values"]) == list(FIELDS) and len(profile["values"]["body_mass_g"]) == 266
+
+
+def test_a_version_without_a_profile_is_compared_with_the_shipped_dataset(monitored, penguins):
+    monitored.reference = {}
+    monitored.save(update_fields=["reference"])
+    log(monitored, *sample(penguins))
+    report = report_of(monitored)
+    assert report["reference"] == {"source": "shipped dataset", "rows": 333}
+    assert report["verdict"] == "no_drift"
+
+
+def test_no_reference_when_the_shipped_dataset_is_unusable(monitored, penguins, settings, tmp_path):
+    monitored.reference = {}
+    monitored.save(update_fields=["reference"])
+    settings.PENGUIN_DATA_PATH = tmp_path / "missing.csv"
+    log(monitored, *sample(penguins, count=40))
+    report = report_of(monitored)
+    assert (report["verdict"], report["reference"], report["dataset_drift"]) == ("no_reference", None, None)
+    assert "shipped dataset is unusable" in report["message"]
+    assert report["live_accuracy"]["labelled"] == 0
 
 
 def test_penguins_from_the_dataset_do_not_drift(monitored, penguins):
@@ -189,7 +209,7 @@ def test_monitor_models_stores_a_report_per_active_version(monitored, penguins):
 
 
 def test_metrics_show_the_latest_check(monitored, penguins, client):
-    from classifier.monitoring.service import monitoring_check
+    from classifier.services.monitoring import monitoring_check
 
     features, truth = drifted(penguins)
     labels = truth.copy()
@@ -215,7 +235,7 @@ def test_beat_sends_the_monitoring_task_at_the_configured_interval(settings):
 def test_two_drifting_checks_in_a_row_start_one_training_run(
     monitored, penguins, settings, django_capture_on_commit_callbacks
 ):
-    from classifier.monitoring.service import monitoring_check
+    from classifier.services.monitoring import monitoring_check
     from training.models import TrainingRun
 
     settings.PENGUIN_RETRAIN_ON_DRIFT = True
@@ -344,3 +364,10 @@ def test_api_unknown_version_or_model_is_404(reader, monitored):
 
 def test_api_monitoring_needs_a_login(api_client, monitored):
     assert api_client.get(MONITORING).status_code in (401, 403)
+
+
+def test_an_empty_window_is_not_enough_data_with_every_section_present(reader, monitored):
+    body = reader.get(MONITORING).json()
+    assert (body["verdict"], body["window"]["predictions"], body["needed"]) == ("not_enough_data", 0, 30)
+    assert body["live_accuracy"]["coverage"] is None and body["latency_ms"] == {"p50": None, "p95": None}
+    assert body["daily"] == []

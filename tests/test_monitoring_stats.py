@@ -304,8 +304,8 @@ def test_latency_percentiles_interpolate_between_order_statistics():
 def test_windows_resampled_from_the_dataset_rarely_raise_dataset_drift():
     from sklearn.model_selection import train_test_split
 
-    from classifier.encoding import FIELDS
-    from training.datasets import dataset_load
+    from core.datasets import dataset_load
+    from core.encoding import FIELDS
 
     from .conftest import DATA
 
@@ -314,7 +314,6 @@ def test_windows_resampled_from_the_dataset_rarely_raise_dataset_drift():
     reference = train_test_split(features, target, test_size=0.2, stratify=target, random_state=42)[0]
     rng = np.random.default_rng(2026)
     alarms = sum(
-        dataset_drift(FIELDS, reference, features[rng.integers(0, len(features), 300)]).dataset_drift
-        for _ in range(50)
+        dataset_drift(FIELDS, reference, features[rng.integers(0, len(features), 300)]).dataset_drift for _ in range(50)
     )
     assert alarms <= 5

@@ -23,11 +23,11 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
-from classifier.encoding import FIELDS, SPECIES
 from classifier.monitoring.reference import profile_build
+from core.datasets import Dataset
+from core.encoding import FIELDS, SPECIES, SPECIES_IDS
 
 from .catalogue import ParamError, algorithm_get
-from .datasets import Dataset
 
 CV_FOLDS = 5
 
@@ -51,7 +51,6 @@ class TrainingResult:
     dataset: dict[str, Any]
     seconds: float
     reference: dict[str, Any] = field(default_factory=dict)  # the training rows, for monitoring
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def _jsonable(value: Any) -> Any:
@@ -97,7 +96,7 @@ def train(
 
     train_pred = pipeline.predict(x_train)
     test_pred = pipeline.predict(x_test)
-    labels = sorted(SPECIES)
+    labels = list(SPECIES_IDS)
     metrics = {
         "train_accuracy": accuracy_score(y_train, train_pred),
         "test_accuracy": accuracy_score(y_test, test_pred),

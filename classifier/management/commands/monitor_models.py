@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from classifier.monitoring.service import monitoring_check_all
+from classifier.services.monitoring import monitoring_check_all
 
 
 class Command(BaseCommand):
