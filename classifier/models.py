@@ -204,12 +204,23 @@ class Prediction(models.Model):
         """The inputs as the API and the export write them (codes as ints)."""
         return {field: _input_value(field, getattr(self, field)) for field in FIELDS}
 
+    @inputs.setter
+    def inputs(self, values: dict[str, float | int]) -> None:
+        # ``Prediction(inputs={...})`` still works: the dict fills the seven columns.
+        for field in FIELDS:
+            setattr(self, field, values[field])
+
     @property
     def probabilities(self) -> dict[str, float] | None:
         values = [getattr(self, column) for column in PROBABILITY_COLUMNS]
         if all(value is None for value in values):
             return None
         return dict(zip(SPECIES_NAMES, values))
+
+    @probabilities.setter
+    def probabilities(self, values: dict[str, float] | None) -> None:
+        for name, column in zip(SPECIES_NAMES, PROBABILITY_COLUMNS):
+            setattr(self, column, None if values is None else values[name])
 
 
 # The log's probability column of each species, in species-id order.
