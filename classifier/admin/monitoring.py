@@ -77,25 +77,23 @@ def model_monitoring_context(*, model: MLModel, version: ModelVersion | None = N
         predicted = analysis.window["species_id"]
         current = {SPECIES[key]: float(np.mean(predicted == key)) if predicted.size else 0.0 for key in sorted(SPECIES)}
         pictures["mix"] = charts.mix_chart(current, reference_mix)
-    histograms = []
-    for feature in report["features"]:
-        if feature["drift"]:
-            column = FIELDS.index(feature["name"])
-            svg = charts.feature_histogram(
-                feature["name"],
-                analysis.reference.values[feature["name"]],
-                analysis.window["features"][:, column],
-                test=feature["test"],
-                p_value=feature["p_value"],
-                drift=True,
-            )
-            histograms.append({"name": feature["name"], "svg": mark_safe(svg)})  # our own SVG text
+    drifted = [
+        {
+            **feature,
+            "reference": analysis.reference.values[feature["name"]],
+            "current": analysis.window["features"][:, FIELDS.index(feature["name"])],
+        }
+        for feature in report["features"]
+        if feature["drift"]
+    ]
+    if drifted:
+        pictures["histograms"] = charts.feature_histograms(drifted)
     history = list(MonitoringReport.objects.filter(model=model).select_related("version")[:HISTORY_ROWS])
     return {
         "report": report,
         "version": analysis.version,
         "pictures": {name: mark_safe(svg) for name, svg in pictures.items()},  # our own SVG text
-        "histograms": histograms,
+        "drifted_names": [feature["name"] for feature in drifted],
         "history": history,
         "recall": report["live_accuracy"]["recall"],
     }

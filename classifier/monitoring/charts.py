@@ -35,20 +35,23 @@ def _svg(figure) -> str:
 
 
 def volume_chart(days: Sequence[date], series: dict[str, Sequence[int]]) -> str:
-    """Predictions per day, one stacked bar segment per version."""
+    """Predictions per day, stacked by version (one filled step outline per version: cheap to draw)."""
     figure, axes = _figure()
-    x = np.arange(len(days))
+    edges = np.arange(len(days) + 1) - 0.5
     bottom = np.zeros(len(days))
     for index, (label, counts) in enumerate(series.items()):
-        values = np.asarray(counts, dtype=float)
-        axes.bar(x, values, bottom=bottom, label=label, color=COLOURS[index % len(COLOURS)])
-        bottom += values
-    step = max(1, len(days) // 10)
-    axes.set_xticks(x[::step], labels=[day.isoformat() for day in days][::step], rotation=30, fontsize=7)
+        top = bottom + np.asarray(counts, dtype=float)
+        axes.stairs(top, edges, baseline=bottom, fill=True, label=label, color=COLOURS[index % len(COLOURS)])
+        bottom = top
+    step = max(1, len(days) // 8)
+    positions = np.arange(len(days))[::step]
+    axes.set_xticks(positions, labels=[days[i].strftime("%m-%d") for i in positions], fontsize=7)
+    axes.set_xlim(edges[0], edges[-1])
+    axes.set_ylim(bottom=0)
     axes.set_ylabel("predictions")
-    axes.set_title("Predictions per day", fontsize=10)
+    axes.set_title("Predictions per day, by version", fontsize=10)
     if series:
-        axes.legend(fontsize=7)
+        axes.legend(fontsize=7, loc="upper left")
     return _svg(figure)
 
 
@@ -78,7 +81,10 @@ def accuracy_chart(points: Sequence[tuple[date, float, float, float]]) -> str:
         axes.fill_between(when, low, high, color=COLOURS[0], alpha=0.2, label="95% interval (Wilson)")
         axes.plot(when, accuracy, marker="o", color=COLOURS[0], label="accuracy")
         axes.legend(fontsize=7, loc="lower left")
-        figure.autofmt_xdate()
+        from matplotlib.dates import DateFormatter
+
+        axes.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+        axes.tick_params(axis="x", labelsize=7)
     else:
         axes.text(0.5, 0.5, "no feedback yet", ha="center", va="center", transform=axes.transAxes)
     axes.set_ylim(0, 1.02)
@@ -87,26 +93,41 @@ def accuracy_chart(points: Sequence[tuple[date, float, float, float]]) -> str:
     return _svg(figure)
 
 
-def feature_histogram(
-    name: str, reference: np.ndarray, current: np.ndarray, *, test: str, p_value: float, drift: bool
-) -> str:
-    """One feature's distribution, current against reference, both as shares of their rows."""
-    figure, axes = _figure(4.2, 2.6)
-    combined = np.concatenate([reference, current])
-    distinct = np.unique(combined)
-    if distinct.size <= 5:  # categorical: one bar per value
-        x = np.arange(distinct.size)
-        for offset, values, label, colour in ((-0.2, reference, "reference", 6), (0.2, current, "current", 1)):
-            shares = [np.count_nonzero(values == value) / max(values.size, 1) for value in distinct]
-            axes.bar(x + offset, shares, 0.4, label=label, color=COLOURS[colour])
-        axes.set_xticks(x, labels=[f"{value:g}" for value in distinct])
-    else:
-        bins = np.histogram_bin_edges(combined, bins=20)
-        axes.hist(reference, bins=bins, density=True, alpha=0.6, label="reference", color=COLOURS[6])
-        axes.hist(current, bins=bins, density=True, alpha=0.6, label="current", color=COLOURS[1])
-    verdict = "drift" if drift else "no drift"
-    axes.set_title(f"{name}: {test} p = {p_value:.3g} ({verdict})", fontsize=9)
-    axes.legend(fontsize=7)
+def feature_histograms(features: Sequence[dict]) -> str:
+    """Each feature's distribution, current against reference (shares of their rows), in one picture.
+
+    ``features``: dicts with ``name``, ``reference`` and ``current`` (arrays), ``test``,
+    ``p_value`` and ``drift``. Small multiples in one figure cost far less than one figure each.
+    """
+    columns = 2 if len(features) > 1 else 1
+    rows = (len(features) + columns - 1) // columns
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4.2 * columns, 2.5 * rows), dpi=100)
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.12 / rows, top=1 - 0.16 / rows, hspace=0.6, wspace=0.25)
+    for index, feature in enumerate(features):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        reference, current = feature["reference"], feature["current"]
+        combined = np.concatenate([reference, current])
+        distinct = np.unique(combined)
+        if distinct.size <= 5:  # categorical: one bar per value
+            x = np.arange(distinct.size)
+            for offset, values, label, colour in ((-0.2, reference, "reference", 6), (0.2, current, "current", 1)):
+                shares = [np.count_nonzero(values == value) / max(values.size, 1) for value in distinct]
+                axes.bar(x + offset, shares, 0.4, label=label, color=COLOURS[colour])
+            axes.set_xticks(x, labels=[f"{value:g}" for value in distinct])
+        else:
+            edges = np.histogram_bin_edges(combined, bins=20)
+            for values, label, colour in ((reference, "reference", 6), (current, "current", 1)):
+                density, _ = np.histogram(values, bins=edges, density=True)
+                axes.stairs(density, edges, fill=True, alpha=0.6, label=label, color=COLOURS[colour])
+        verdict = "drift" if feature["drift"] else "no drift"
+        axes.set_title(f"{feature['name']}: {feature['test']} p = {feature['p_value']:.3g} ({verdict})", fontsize=9)
+        axes.tick_params(labelsize=7)
+        axes.legend(fontsize=7)
     return _svg(figure)
 
 
