@@ -191,7 +191,7 @@ def drifted(penguins):
     return features, truth
 
 
-def test_monitor_models_stores_a_report_per_active_version(monitored, penguins):
+def test_monitor_models_stores_a_report_per_active_version(monitored, penguins, caplog):
     from io import StringIO
 
     from django.core.management import call_command
@@ -206,6 +206,7 @@ def test_monitor_models_stores_a_report_per_active_version(monitored, penguins):
     assert check.drifted_features == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
     assert check.report["window"]["predictions"] == 300
     assert "knn v1: drift" in out.getvalue()
+    assert "knn v1 has dataset drift (4 of 7 features" in caplog.text
 
 
 def test_metrics_show_the_latest_check(monitored, penguins, client):

@@ -8,6 +8,7 @@ is no drift verdict. The statistics are in ``classifier.monitoring.drift`` and `
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,8 @@ from ..monitoring import signals
 from ..monitoring.drift import dataset_drift, prediction_drift
 from ..monitoring.quality import latency_percentiles, live_accuracy
 from ..monitoring.reference import Reference, profile_build
+
+logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(days=7)
 SHIPPED_DATASET = "shipped dataset"
@@ -236,6 +239,15 @@ def monitoring_check(*, model: MLModel) -> MonitoringReport:
     """Check the model's active version now, store the report and signal confirmed drift."""
     version = model.active_version
     stored = monitoring_report_store(version=version, report=monitoring_report(model=model, version=version))
+    if stored.verdict == MonitoringReport.Verdict.DRIFT:
+        # An operator's alert: one warning line per drifting check (JSON logs in production).
+        logger.warning(
+            "monitoring: %s has dataset drift (%d of %d features: %s)",
+            version,
+            len(stored.drifted_features),
+            len(FIELDS),
+            ", ".join(stored.drifted_features),
+        )
     recent = list(MonitoringReport.objects.filter(version=version).order_by("-created_at", "-id")[:3])
     streak = [check.dataset_drift is True for check in recent]
     # Two drifting checks in a row, the first time only (a third in a row does not start another run).
