@@ -23,6 +23,15 @@ def _figure(width: float = 6.0, height: float = 2.8):
     return figure, figure.add_subplot()
 
 
+def _few_ticks(axes, *, x: bool = True) -> None:
+    """At most 6 ticks across and 5 up: every tick is several artists, the bulk of drawing time."""
+    from matplotlib.ticker import MaxNLocator
+
+    if x:
+        axes.xaxis.set_major_locator(MaxNLocator(6))
+    axes.yaxis.set_major_locator(MaxNLocator(5))
+
+
 def _svg(figure) -> str:
     import matplotlib
 
@@ -48,8 +57,9 @@ def volume_chart(days: Sequence[date], series: dict[str, Sequence[int]]) -> str:
     axes.set_xticks(positions, labels=[days[i].strftime("%m-%d") for i in positions], fontsize=7)
     axes.set_xlim(edges[0], edges[-1])
     axes.set_ylim(bottom=0)
+    _few_ticks(axes, x=False)
     axes.set_ylabel("predictions")
-    axes.set_title("Predictions per day, by version", fontsize=10)
+    axes.set_title("Predictions per day, by version", fontsize=10, y=1.01)
     if series:
         axes.legend(fontsize=7, loc="upper left")
     return _svg(figure)
@@ -63,11 +73,12 @@ def mix_chart(current: dict[str, float], reference: dict[str, float], *, p_value
     axes.bar(x - 0.2, [reference[name] for name in names], 0.4, label="training", color=COLOURS[6])
     axes.bar(x + 0.2, [current.get(name, 0.0) for name in names], 0.4, label="predicted", color=COLOURS[0])
     axes.set_xticks(x, labels=names)
+    _few_ticks(axes, x=False)
     axes.set_ylabel("share")
     title = "Predicted species mix against training"
     if p_value is not None:
         title += f"\nchi-squared p = {p_value:.3g}"
-    axes.set_title(title, fontsize=10)
+    axes.set_title(title, fontsize=10, y=1.01)
     axes.legend(fontsize=7)
     return _svg(figure)
 
@@ -76,20 +87,22 @@ def accuracy_chart(points: Sequence[tuple[date, float, float, float]]) -> str:
     """Live accuracy over time with its Wilson 95% band; ``points`` are (when, accuracy, low, high)."""
     figure, axes = _figure()
     if points:
-        when = [point[0] for point in points]
+        first = points[0][0]
+        x = np.array([(point[0] - first).days for point in points])
         accuracy, low, high = (np.array([point[index] for point in points]) for index in (1, 2, 3))
-        axes.fill_between(when, low, high, color=COLOURS[0], alpha=0.2, label="95% interval (Wilson)")
-        axes.plot(when, accuracy, marker="o", color=COLOURS[0], label="accuracy")
+        axes.fill_between(x, low, high, color=COLOURS[0], alpha=0.2, label="95% interval (Wilson)")
+        axes.plot(x, accuracy, marker="o", color=COLOURS[0], label="accuracy")
         axes.legend(fontsize=7, loc="lower left")
-        from matplotlib.dates import DateFormatter
-
-        axes.xaxis.set_major_formatter(DateFormatter("%m-%d"))
-        axes.tick_params(axis="x", labelsize=7)
+        step = max(1, len(points) // 6)
+        axes.set_xticks(x[::step], labels=[point[0].strftime("%m-%d") for point in points][::step], fontsize=7)
+        axes.set_xlim(x[0] - 0.5, x[-1] + 0.5)
     else:
+        axes.set_xticks([])
         axes.text(0.5, 0.5, "no feedback yet", ha="center", va="center", transform=axes.transAxes)
     axes.set_ylim(0, 1.02)
+    axes.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     axes.set_ylabel("accuracy")
-    axes.set_title("Live accuracy (labelled predictions)", fontsize=10)
+    axes.set_title("Live accuracy (labelled predictions)", fontsize=10, y=1.01)
     return _svg(figure)
 
 
@@ -125,7 +138,9 @@ def feature_histograms(features: Sequence[dict]) -> str:
                 density, _ = np.histogram(values, bins=edges, density=True)
                 axes.stairs(density, edges, fill=True, alpha=0.6, label=label, color=COLOURS[colour])
         verdict = "drift" if feature["drift"] else "no drift"
-        axes.set_title(f"{feature['name']}: {feature['test']} p = {feature['p_value']:.3g} ({verdict})", fontsize=9)
+        title = f"{feature['name']}: {feature['test']} p = {feature['p_value']:.3g} ({verdict})"
+        axes.set_title(title, fontsize=9, y=1.01)
+        _few_ticks(axes, x=distinct.size > 5)
         axes.tick_params(labelsize=7)
         axes.legend(fontsize=7)
     return _svg(figure)
@@ -139,7 +154,7 @@ def confusion_chart(labels: Sequence[str], matrix: Sequence[Sequence[int]], titl
     axes.set_yticks(range(len(labels)), labels=labels)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true (feedback)")
-    axes.set_title(title, fontsize=10)
+    axes.set_title(title, fontsize=10, y=1.01)
     peak = max((max(row) for row in matrix), default=0) or 1
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
