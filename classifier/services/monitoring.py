@@ -203,7 +203,9 @@ def monitoring_analysis(
         )
         return Analysis(report, version, window, reference)
     drift = dataset_drift(FIELDS, reference.matrix(FIELDS), window["features"])
-    predicted = prediction_drift(window["species_id"], reference.class_counts)
+    # Every species counts, so one the training rows lacked but the model predicts is drift, not an error.
+    class_counts = {key: reference.class_counts.get(key, 0) for key in SPECIES}
+    predicted = prediction_drift(window["species_id"], class_counts)
     report.update(
         verdict=(MonitoringReport.Verdict.DRIFT if drift.dataset_drift else MonitoringReport.Verdict.NO_DRIFT).value,
         dataset_drift=drift.dataset_drift,
