@@ -317,3 +317,11 @@ def test_windows_resampled_from_the_dataset_rarely_raise_dataset_drift():
         dataset_drift(FIELDS, reference, features[rng.integers(0, len(features), 300)]).dataset_drift for _ in range(50)
     )
     assert alarms <= 5
+
+
+def test_a_species_the_reference_lacks_is_prediction_drift_when_predicted():
+    result = prediction_drift(np.array([1] * 50 + [3] * 50), {1: 150, 2: 116, 3: 0})
+    assert (result.statistic, result.p_value, result.drift) == (None, 0.0, True)
+    quiet = prediction_drift(np.array([1] * 50 + [2] * 40), {1: 150, 2: 116, 3: 0})
+    statistic, p_value = chi2_gof([50, 40], [150, 116])
+    assert close(quiet.statistic, statistic) and close(quiet.p_value, p_value)
