@@ -45,12 +45,14 @@ from loadgen import LoadResult, request_once, run_load  # noqa: E402
 
 from classifier.encoding import EXAMPLES  # noqa: E402
 
-PORTS = {"django": 18601, "bare": 18602, "old": 18603, "django-relaxed": 18604}
+PORTS = {"django": 18601, "bare": 18602, "old": 18603, "django-relaxed": 18604, "django-sync": 18605}
 # What each server is, for the tables' notes.
 SERVERS = {
     "django": "the service: DRF view, validation, rate-limit count in Redis, one durable INSERT per answer",
     "django-relaxed": "the same with PENGUIN_LOG_SYNC_COMMIT=0 and DATABASE_CONN_HEALTH_CHECKS=0: the INSERT does "
     "not wait for the WAL flush, and no SELECT 1 precedes it",
+    "django-sync": "the service on gunicorn's sync workers (one request per worker at a time), the worker "
+    "class used before the threaded workers with a request-read timeout",
     "bare": "bench/bare_app.py: same JSON parsing and loaded model, no Django, no database",
     "old": "the earlier service's pattern: unpickle the model file on every request, scikit-learn predict",
 }
@@ -169,6 +171,8 @@ class Server:
         env = dict(env, GUNICORN_BIND=f"127.0.0.1:{self.port}")
         if kind == "django-relaxed":
             env.update(PENGUIN_LOG_SYNC_COMMIT="0", DATABASE_CONN_HEALTH_CHECKS="0")
+        if kind == "django-sync":
+            env.update(GUNICORN_WORKER_CLASS="sync", GUNICORN_THREADS="1")
         if not self.django:
             env.update(BENCH_MODE=kind, BENCH_MANIFEST=str(manifest))
             env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'bench'}"
@@ -521,6 +525,10 @@ def section_single(names: list[str], env, logs, manifest, duration: float, resul
         "\n".join(f"- {kind}: {SERVERS[kind]}" for kind in servers)
         + "\n\nCPU ms/req: CPU time of the gunicorn workers (and of their PostgreSQL sessions) per answer.",
     )
+    if "django-sync" in servers:
+        for name in names:
+            ratio = measured[name]["django"].rate / measured[name]["django-sync"].rate
+            target(f"threaded workers ≥ 90% of sync workers' req/s ({name})", f"{ratio * 100:.0f}%", ratio >= 0.90)
     if not {"django", "bare", "old"} <= set(servers):
         return
     rows = []

@@ -9,7 +9,7 @@ import uuid
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import JsonResponse, UnreadablePostError
 
 from penguinsite.logs import request_id_bound
 
@@ -46,6 +46,11 @@ class JsonErrorMiddleware:
             from .api.errors import body_limit_message
 
             return JsonResponse({"detail": body_limit_message(), "code": "payload_too_large"}, status=413)
+        if isinstance(exception, UnreadablePostError):
+            from .api.errors import BODY_INCOMPLETE
+
+            logger.warning("request body of %s not received: %s", request.path, exception)
+            return JsonResponse({"detail": BODY_INCOMPLETE, "code": "body_incomplete"}, status=400)
         if isinstance(exception, OSError):
             logger.exception("storage error on %s", request.path)
             response = JsonResponse(

@@ -212,9 +212,9 @@ def test_web_runs_migrations_then_gunicorn_with_the_config_file():
     )
 
 
-def test_only_web_and_notebook_publish_ports():
+def test_only_the_proxy_and_notebook_publish_ports():
     publishing = {name for name, service in SERVICES.items() if service.get("ports")}
-    assert publishing == {"web", "notebook"}
+    assert publishing == {"proxy", "notebook"}
     assert SERVICES["notebook"]["profiles"] == ["notebook"]
 
 

@@ -11,7 +11,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, UnreadablePostError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -47,6 +47,10 @@ class Conflict(exceptions.APIException):
 
 
 STORAGE_UNAVAILABLE = "The model files cannot be read right now; nothing was recorded. Try again shortly."
+BODY_INCOMPLETE = (
+    "The request body stopped arriving before it was complete (GUNICORN_REQUEST_READ_TIMEOUT); "
+    "nothing was recorded. Send the whole body at once."
+)
 
 
 def error_body(detail: str, code: str, errors: dict | None = None) -> dict:
@@ -84,6 +88,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             status=503,
             headers={"Retry-After": "5"},
         )
+    if isinstance(exc, UnreadablePostError):
+        # The client stalled or went away mid-body: its fault, not the storage's.
+        logger.warning("request body of %s not received: %s", context.get("request") and context["request"].path, exc)
+        return Response(error_body(BODY_INCOMPLETE, "body_incomplete"), status=400)
     if isinstance(exc, OSError):
         # The artifacts folder is unreadable (unmounted, not a folder, I/O error): a fault of
         # the server's storage, not of the request. The path stays in the log, out of the body.
