@@ -181,9 +181,13 @@ class Server:
         command = [str(BIN / "gunicorn"), app, "-c", str(REPO / "penguinsite" / "gunicorn.conf.py")]
         command += ["--bind", f"127.0.0.1:{self.port}"]
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
 
-    def _wait_ready(self, timeout: float = 60.0) -> None:
+    def _wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         path = "/healthz" if self.django else "/"
         while time.monotonic() < deadline:

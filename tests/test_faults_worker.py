@@ -121,3 +121,23 @@ def test_a_whole_worker_killed_mid_training_is_recovered_by_the_sweep_and_the_ne
         assert "the worker stopped before the run finished" in error
         assert_nothing_registered_or_served(stack, "rf-worker-killed")
         assert_next_run_succeeds_and_serves(stack, env, "knn-after-worker-kill")
+
+
+def test_a_worker_started_after_the_whole_worker_was_killed_fails_its_run_at_once(live_stack, tmp_path):
+    """No waiting for the time limit: a worker of the same name starting means the old one is gone."""
+    stack = live_stack
+    env = worker_env(stack)
+    with celery_worker(env, log=tmp_path / "worker-1.log") as worker:
+        run_id = queue(env, *SLOW_FOREST, "--name", "rf-restarted")
+        wait_for_status(stack, run_id, {"running"}, timeout=60)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+
+    with celery_worker(env, log=tmp_path / "worker-2.log"):
+        # Far less than the hard time limit (660 s): the sweep at start takes it.
+        status, _, error = wait_for_status(stack, run_id, {"failed", "succeeded"}, timeout=30)
+        assert status == "failed"
+        assert "the worker stopped before the run finished" in error
+        assert_nothing_registered_or_served(stack, "rf-restarted")
+        # The model is free again: the next run for it is accepted and trains.
+        assert_next_run_succeeds_and_serves(stack, env, "rf-restarted")

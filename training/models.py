@@ -41,6 +41,9 @@ class TrainingRun(models.Model):
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     task_id = models.CharField(max_length=64, blank=True)
+    # The Celery node (celery@host) training the run: when a worker of that name starts, the
+    # previous one is gone, and so is whatever it was training.
+    worker = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

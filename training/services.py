@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from classifier import services as registry
@@ -311,7 +312,7 @@ def _finish(run_id: int, **fields: Any) -> None:
     )
 
 
-def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
+def training_run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> TrainingRun:
     """Train the run's model and register the version; returns the finished run.
 
     Safe to call again for the same run (a redelivered task): a finished run is left as
@@ -346,7 +347,8 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
         run.attempts += 1
         if task_id:
             run.task_id = task_id
-        run.save(update_fields=["status", "started_at", "attempts", "task_id"])
+        run.worker = worker
+        run.save(update_fields=["status", "started_at", "attempts", "task_id", "worker"])
 
     started = time.perf_counter()
     try:
@@ -424,29 +426,39 @@ def training_run_abort(*, run_id: int, exc: BaseException) -> bool:
     return True
 
 
-def stale_after_seconds() -> float:
+def stale_after_seconds(time_limit: float | None = None) -> float:
     """How long a run may stay ``running`` before it is certainly dead.
 
-    A worker kills a task at the hard time limit, so a run started longer ago than that
+    A worker kills a task at its hard time limit (``time_limit``, the worker's own when it
+    is known, else PENGUIN_TRAINING_TIME_LIMIT), so a run started longer ago than that
     (plus a minute's grace for registering the version) has no worker left.
     """
-    return float(settings.CELERY_TASK_TIME_LIMIT + 60)
+    return float((time_limit or settings.CELERY_TASK_TIME_LIMIT) + 60)
 
 
 def training_run_fail_stale(
-    *, older_than_seconds: float | None = None, queued_older_than_seconds: float | None = None
+    *,
+    older_than_seconds: float | None = None,
+    queued_older_than_seconds: float | None = None,
+    restarted_worker: str = "",
+    time_limit: float | None = None,
 ) -> list[int]:
     """The recovery sweep: fail runs whose worker or message is gone; returns their ids.
 
     A run ``running`` since before ``older_than_seconds`` (default: the hard time limit
-    plus a minute) lost its worker. Queued runs are left alone unless
-    ``queued_older_than_seconds`` is given: a queued message normally waits in the broker
-    until a worker takes it, and only an operator knows when it was lost (broker wiped).
+    plus a minute) lost its worker; so did one ``running`` on ``restarted_worker``, the node
+    name of a worker that is starting now (its previous process is gone, whatever its age).
+    Queued runs are left alone unless ``queued_older_than_seconds`` is given: a queued
+    message normally waits in the broker until a worker takes it, and only an operator
+    knows when it was lost (broker wiped).
     """
     now = timezone.now()
-    cutoff = now - timedelta(seconds=stale_after_seconds() if older_than_seconds is None else older_than_seconds)
+    age = stale_after_seconds(time_limit) if older_than_seconds is None else older_than_seconds
+    lost = Q(started_at__lt=now - timedelta(seconds=age))
+    if restarted_worker:
+        lost |= Q(worker=restarted_worker)
     failed: list[int] = []
-    for run in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=cutoff):
+    for run in TrainingRun.objects.filter(lost, status=TrainingRun.Status.RUNNING):
         started = run.started_at.strftime("%Y-%m-%d %H:%M:%S")
         error = (
             f"the worker stopped before the run finished (attempt {run.attempts}, started {started} UTC) "
