@@ -35,7 +35,9 @@ class JsonErrorMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, DatabaseError):
-            logger.error("database error on %s: %s", request.path, exception)
+            from .api.errors import DATABASE_FAILURES
+
+            DATABASE_FAILURES.failed(exception, request.path)
             response = JsonResponse(
                 {"detail": "The database is unavailable; try again shortly.", "code": "database_unavailable"},
                 status=503,
@@ -52,7 +54,9 @@ class JsonErrorMiddleware:
             logger.warning("request body of %s not received: %s", request.path, exception)
             return JsonResponse({"detail": BODY_INCOMPLETE, "code": "body_incomplete"}, status=400)
         if isinstance(exception, OSError):
-            logger.exception("storage error on %s", request.path)
+            from .api.errors import STORAGE_FAILURES
+
+            STORAGE_FAILURES.failed(exception, request.path)
             response = JsonResponse(
                 {
                     "detail": "The model files cannot be read right now; nothing was recorded. Try again shortly.",

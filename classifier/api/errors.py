@@ -7,6 +7,8 @@ where ``errors`` (validation only) maps each field, or ``instances[i].field``, t
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -53,6 +55,48 @@ BODY_INCOMPLETE = (
 )
 
 
+class FailureStreak:
+    """Logs an outage without flooding the log: the first failure of a streak with its
+    traceback, then one line per failure with the count so far.
+
+    A streak ends once ``quiet_seconds`` pass without a failure; the next one starts a new
+    streak (and logs its traceback again). Counted per process.
+    """
+
+    def __init__(self, what: str, quiet_seconds: float = 60.0) -> None:
+        self.what = what
+        self.quiet_seconds = quiet_seconds
+        self._lock = threading.Lock()
+        self._count = 0
+        self._first = self._last = 0.0
+
+    def failed(self, exc: BaseException, path: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self._count == 0 or now - self._last > self.quiet_seconds:
+                self._count, self._first = 0, now
+            self._count += 1
+            self._last = now
+            count, since = self._count, now - self._first
+        if count == 1:
+            logger.error("%s while serving %s", self.what, path, exc_info=exc)
+        else:
+            logger.error(
+                "%s while serving %s: failure %d in a row in this process over %.0fs (traceback logged with the "
+                "first): %s: %s",
+                self.what,
+                path,
+                count,
+                since,
+                type(exc).__name__,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            )
+
+
+DATABASE_FAILURES = FailureStreak("database error")
+STORAGE_FAILURES = FailureStreak("storage error")
+
+
 def error_body(detail: str, code: str, errors: dict | None = None) -> dict:
     body = {"detail": detail, "code": code}
     if errors:
@@ -82,7 +126,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         logger.warning("data error while serving %s: %s", context.get("request") and context["request"].path, exc)
         return Response(error_body("A value in the request cannot be stored; check its range.", "invalid"), status=400)
     if isinstance(exc, DatabaseError):
-        logger.exception("database error while serving %s", context.get("request") and context["request"].path)
+        DATABASE_FAILURES.failed(exc, _path(context))
         return Response(
             error_body("The database is unavailable; nothing was recorded. Try again shortly.", "database_unavailable"),
             status=503,
@@ -95,7 +139,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, OSError):
         # The artifacts folder is unreadable (unmounted, not a folder, I/O error): a fault of
         # the server's storage, not of the request. The path stays in the log, out of the body.
-        logger.exception("storage error while serving %s", context.get("request") and context["request"].path)
+        STORAGE_FAILURES.failed(exc, _path(context))
         return Response(
             error_body(STORAGE_UNAVAILABLE, "storage_unavailable"), status=503, headers={"Retry-After": "5"}
         )
@@ -117,6 +161,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         codes = exc.get_codes()
         response.data = error_body(str(detail), codes if isinstance(codes, str) else exc.default_code)
     return response
+
+
+def _path(context: dict) -> str:
+    request = context.get("request")
+    return request.path if request is not None else "?"
 
 
 def _json(status_code: int, detail: str, code: str) -> JsonResponse:
