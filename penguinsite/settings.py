@@ -212,6 +212,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("PENGUIN_TRAINING_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("PENGUIN_TRAINING_TIME_LIMIT", 660, minimum=2)
+# Training stops (the run fails, saying so) once the process passes this resident size, and
+# a pool process that ends a task above it is replaced (memory given back to the machine).
+PENGUIN_WORKER_MAX_MEMORY_MB = env_int("PENGUIN_WORKER_MAX_MEMORY_MB", 1536, minimum=64)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = PENGUIN_WORKER_MAX_MEMORY_MB * 1024  # KiB
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker that accepts connections but never answers (a hung Redis) must cost a request a
 # few seconds, not the rest of gunicorn's timeout: every socket operation gives up after

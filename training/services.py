@@ -29,7 +29,8 @@ from classifier.serving import estimator_name
 from .catalogue import CATALOGUE, ParamError, algorithm_get
 from .datasets import DatasetError, dataset_load
 from .models import TrainingRun
-from .params import params_check
+from .params import dataset_rows, params_check
+from .resources import MemoryCeilingExceeded, memory_ceiling, resident_mb
 from .trainer import TrainingResult, train
 
 logger = logging.getLogger(__name__)
@@ -153,7 +154,10 @@ def training_request_validate(
     if _contains_nul(params):
         # PostgreSQL cannot store it (jsonb refuses \u0000), and no estimator parameter needs it.
         raise ParamError("params", "params must not contain the NUL character (\\u0000).")
-    params_check(algorithm=algorithm, params=params or {})
+    path = Path(data_path) if data_path else Path(settings.PENGUIN_DATA_PATH)
+    if not path.is_file():
+        raise ParamError("data", f"Data file {path} does not exist.")
+    params_check(algorithm=algorithm, params=params or {}, rows=dataset_rows(path))
     spec.build(params or {})
     name = model_name or spec.name
     try:
@@ -162,9 +166,6 @@ def training_request_validate(
         raise ParamError("name", f"Invalid model name {name!r}: {model_name_validator.message}") from None
     if not 0.05 <= test_size <= 0.5:
         raise ParamError("test_size", f"test_size must be between 0.05 and 0.5; got {test_size}.")
-    path = Path(data_path) if data_path else Path(settings.PENGUIN_DATA_PATH)
-    if not path.is_file():
-        raise ParamError("data", f"Data file {path} does not exist.")
     return name, path
 
 
@@ -354,9 +355,10 @@ def training_run_execute(*, run_id: int, task_id: str = "", worker: str = "") ->
     try:
         dataset = dataset_load(run.data_path)
         TrainingRun.objects.filter(pk=run_id).update(data_sha256=dataset.sha256)
-        result = train(
-            algorithm=run.algorithm, dataset=dataset, params=run.params, test_size=run.test_size, seed=run.seed
-        )
+        with memory_ceiling(settings.PENGUIN_WORKER_MAX_MEMORY_MB):
+            result = train(
+                algorithm=run.algorithm, dataset=dataset, params=run.params, test_size=run.test_size, seed=run.seed
+            )
         activate, note = promotion_decision(model_name=run.model_name, metrics=result.metrics, mode=run.activation)
         version = registry.model_version_register(
             model_name=run.model_name,
@@ -386,16 +388,22 @@ def training_run_execute(*, run_id: int, task_id: str = "", worker: str = "") ->
 def _describe_failure(exc: BaseException) -> str:
     from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+    if isinstance(exc, MemoryCeilingExceeded | MemoryError):
+        return (
+            f"training needed more memory than the worker's ceiling of {settings.PENGUIN_WORKER_MAX_MEMORY_MB} MB "
+            f"(PENGUIN_WORKER_MAX_MEMORY_MB; the process had {resident_mb():.0f} MB when it was stopped); "
+            "train with smaller params (fewer or shallower estimators, fewer rows per estimator) or raise the ceiling"
+        )
     if isinstance(exc, SoftTimeLimitExceeded):
         return (
             f"training took longer than the soft time limit of {_soft_time_limit():g}s "
-            "(PENGUIN_TRAINING_SOFT_TIME_LIMIT) and was stopped; try fewer estimators or raise the limit"
+            "(PENGUIN_TRAINING_SOFT_TIME_LIMIT) and was stopped; train with smaller params or raise the limit"
         )
     if isinstance(exc, TimeLimitExceeded):
         limit = exc.args[0] if exc.args else settings.CELERY_TASK_TIME_LIMIT
         return (
             f"training was killed at the hard time limit of {limit:g}s "
-            "(PENGUIN_TRAINING_TIME_LIMIT); try fewer estimators or raise the limits"
+            "(PENGUIN_TRAINING_TIME_LIMIT); train with smaller params or raise the limits"
         )
     if isinstance(exc, OSError):
         return (
