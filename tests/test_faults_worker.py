@@ -13,8 +13,10 @@ import signal
 
 import pytest
 
-from .conftest import ADELIE
-from .servers import Stack, celery_worker, children_of, http, manage, wait_for
+from tests.support.data import ADELIE
+from tests.support.http import http
+from tests.support.processes import children_of, wait_for
+from tests.support.service import Stack, celery_worker, manage
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +24,7 @@ SLOW_FOREST = ("randomforest", "--param", "n_estimators=5000", "--param", "max_d
 
 
 def worker_env(stack: Stack, **overrides: str) -> dict[str, str]:
-    return {**stack.env, "CELERY_TASK_DEFAULT_QUEUE": "h7-worker-faults", **overrides}
+    return {**stack.env, "CELERY_TASK_DEFAULT_QUEUE": "faults-worker", **overrides}
 
 
 def queue(env: dict[str, str], *args: str) -> int:
@@ -127,13 +129,14 @@ def test_a_worker_started_after_the_whole_worker_was_killed_fails_its_run_at_onc
     """No waiting for the time limit: a worker of the same name starting means the old one is gone."""
     stack = live_stack
     env = worker_env(stack)
-    with celery_worker(env, log=tmp_path / "worker-1.log") as worker:
+    node = "restarted@%h"
+    with celery_worker(env, log=tmp_path / "worker-1.log", node=node) as worker:
         run_id = queue(env, *SLOW_FOREST, "--name", "rf-restarted")
         wait_for_status(stack, run_id, {"running"}, timeout=60)
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
 
-    with celery_worker(env, log=tmp_path / "worker-2.log"):
+    with celery_worker(env, log=tmp_path / "worker-2.log", node=node):
         # Far less than the hard time limit (660 s): the sweep at start takes it.
         status, _, error = wait_for_status(stack, run_id, {"failed", "succeeded"}, timeout=30)
         assert status == "failed"

@@ -16,8 +16,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .conftest import ADELIE
-from .servers import REPO, free_port, gunicorn, http, need_tool, release_port, stop_process, wait_for
+from tests.support.data import ADELIE
+from tests.support.http import http
+from tests.support.processes import REPO, held_port, need_tool, stop_process, wait_for
+from tests.support.service import gunicorn
 
 # Twice as many stalled clients as the server has threads (2 workers × 2 threads).
 WORKERS, THREADS, STALLED = 2, 2, 8
@@ -67,7 +69,11 @@ def test_half_sent_requests_do_not_stop_healthz_from_answering(live_stack):
 def nginx_proxy(upstream: str) -> Iterator[str]:
     """nginx with the committed proxy config in front of ``upstream`` (host:port); yields its URL."""
     binary = need_tool(shutil.which("nginx") or next(iter(_sbin("nginx")), None), "nginx")
-    port = free_port()
+    with held_port() as port:
+        yield from _nginx(binary, port, upstream)
+
+
+def _nginx(binary: str, port: int, upstream: str) -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="penguin-h7-nginx-"))
     template = (REPO / "deploy" / "nginx" / "penguin.conf.template").read_text()
     site = template.replace("${PENGUIN_UPSTREAM}", upstream).replace("${PENGUIN_PROXY_LISTEN}", f"127.0.0.1:{port}")
@@ -99,7 +105,6 @@ def nginx_proxy(upstream: str) -> Iterator[str]:
         yield url
     finally:
         stop_process(process)
-        release_port(port)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -184,7 +184,7 @@ def dataset_rows(path: str | Path | None = None) -> int | None:
     """Rows the training dataset (by default the configured one) holds; None if it cannot be read."""
     from django.conf import settings
 
-    from .datasets import DatasetError, dataset_load
+    from core.datasets import DatasetError, dataset_load
 
     try:
         return dataset_load(path or settings.PENGUIN_DATA_PATH).rows_used
