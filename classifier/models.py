@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.deconstruct import deconstructible
 
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-model_name_validator = RegexValidator(
+
+
+@deconstructible
+class FullMatchValidator(RegexValidator):
+    """A RegexValidator that matches the whole value: ``$`` alone also matches before a final
+    newline, so ``"knn\n"`` passed a ``search`` and made a model (and a folder) named so."""
+
+    def __call__(self, value) -> None:
+        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+            raise ValidationError(self.message, code=self.code, params={"value": value})
+
+
+model_name_validator = FullMatchValidator(
     MODEL_NAME_PATTERN,
     "Use 1-64 lower-case letters, digits, '_' or '-', starting with a letter or digit.",
 )

@@ -38,6 +38,16 @@ class JsonErrorMiddleware:
             # No name or id contains NUL, and PostgreSQL refuses to compare a string holding
             # one (a ValueError, not a miss): such a path names nothing.
             return not_found(request)
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # The WSGI server hands a chunked body over without a length, and Django then reads
+            # it as empty: an activation would succeed without its reason. Ask for a length.
+            return JsonResponse(
+                {
+                    "detail": "Send the body with a Content-Length header; chunked transfer encoding is not accepted.",
+                    "code": "length_required",
+                },
+                status=411,
+            )
         return self.get_response(request)
 
     def process_exception(self, request, exception):

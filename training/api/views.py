@@ -63,6 +63,8 @@ RUN_EXAMPLE = {
 class TrainingRunViewSet(
     ApiV1Mixin, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
+    # ASCII digits only: int() would also read "١", "１" or "+1" as 1.
+    lookup_value_regex = "[0-9]+"
     queryset = TrainingRun.objects.select_related("version", "triggered_by")
     serializer_class = TrainingRunSerializer
     filterset_class = TrainingRunFilter

@@ -32,6 +32,7 @@ from .promotion import confusion_matrix_png, new_version_info, promotion_decisio
 logger = logging.getLogger(__name__)
 
 MAX_SEED = 2**31 - 1  # the largest seed a run's row holds (a 32-bit integer column)
+MAX_PARAMS_DEPTH = 8  # how deeply params may nest (objects and lists)
 
 
 class TrainingConflict(Exception):
@@ -54,6 +55,9 @@ def training_request_validate(
     spec = algorithm_get(algorithm)
     if not isinstance(params or {}, dict):
         raise ParamError("params", "params must be an object of estimator parameter names to values.")
+    if _depth(params or {}) > MAX_PARAMS_DEPTH:
+        # No estimator parameter nests; checked without recursion, before anything walks them.
+        raise ParamError("params", f"params nest deeper than {MAX_PARAMS_DEPTH} levels; no estimator parameter does.")
     if _contains_nul(params):
         # PostgreSQL cannot store it (jsonb refuses \u0000), and no estimator parameter needs it.
         raise ParamError("params", "params must not contain the NUL character (\\u0000).")
@@ -70,6 +74,20 @@ def training_request_validate(
     if not 0.05 <= test_size <= 0.5:
         raise ParamError("test_size", f"test_size must be between 0.05 and 0.5; got {test_size}.")
     return name, path
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (iteratively: any depth is safe)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            deepest = max(deepest, level)
+            if level > MAX_PARAMS_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _contains_nul(value: Any) -> bool:

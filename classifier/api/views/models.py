@@ -95,6 +95,8 @@ class ModelVersionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
     pagination_class = None
     permission_classes = [AllowAny]
     lookup_field = "number"
+    # ASCII digits only: int() would also read "١", "１" or "+1" as 1.
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
         return super().get_queryset().filter(model__name=self.kwargs["model_name"])

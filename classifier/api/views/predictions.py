@@ -36,6 +36,8 @@ from ..serializers import FeedbackRequestSerializer, PredictionSerializer
     ),
 )
 class PredictionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
+    # ASCII digits only: int() would also read "١", "１" or "+1" as 1.
+    lookup_value_regex = "[0-9]+"
     queryset = selectors.prediction_list().select_related("feedback_by")
     serializer_class = PredictionSerializer
     filterset_class = PredictionFilter
