@@ -181,6 +181,7 @@ def serving(kind: str, env: dict[str, str], logs: Path, manifest: Path | None = 
         ready_path="/healthz" if django else "/",
         ready_status=200 if django else None,
         log=logs / f"gunicorn-{kind}.log",
+        timeout=240,  # four workers loading every model on a busy machine
     ) as live:
         yield Server(kind, live)
 

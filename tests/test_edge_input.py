@@ -144,7 +144,7 @@ def test_a_chunked_request_body_is_refused_with_411_json_or_read_whole(live_stac
     head, _, payload = answer.partition(b"\r\n\r\n")
     status = int(head.split()[1])
     if status == 411:
-        assert json.loads(payload)["code"] == "length_required"
+        assert b"application/json" in head.lower() and b'"code": "length_required"' in payload, answer[:500]
     else:
         assert status == 200, head
         versions = json.loads(
