@@ -196,3 +196,25 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"prediction {self.pk}"
+
+
+class PredictionFeedback(models.Model):
+    """Every true species recorded for a prediction, oldest first: a correction keeps the earlier answer.
+
+    ``Prediction.true_species_id`` (with ``feedback_at``/``feedback_by``) holds the latest one,
+    which live accuracy reads; this is the history behind it.
+    """
+
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="feedback_history")
+    true_species_id = models.PositiveSmallIntegerField()
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+
+    class Meta:
+        # A prediction's history in order (the index on prediction_id serves it).
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"feedback {self.true_species_id} on prediction {self.prediction_id}"

@@ -66,6 +66,8 @@ class TrainingRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # Training (and retraining) is its own right: the API, the admin and the ML engineers group use it.
+        permissions = [("train", "Can train and retrain models")]
         constraints = [
             # One run per model at a time: a second queued/running run cannot exist.
             models.UniqueConstraint(

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from core.api.exceptions import Conflict, ServiceUnavailable
 from core.api.mixins import ApiV1Mixin
 from core.api.pagination import NewestFirstCursorPagination
+from core.api.permissions import TRAIN, staff_with_permission
 from core.api.schema import INVALID_CURSOR, NOT_FOUND, error, errors
 from training.models import TrainingRun
 from training.services.runs import TrainingConflict, TrainingQueueUnavailable
@@ -70,6 +71,12 @@ class TrainingRunViewSet(
     filterset_class = TrainingRunFilter
     pagination_class = NewestFirstCursorPagination
     permission_classes = [IsAdminUser]
+
+    def get_permissions(self):
+        # Reading runs needs staff; starting one needs the train permission (as in the admin).
+        if self.action == "create":
+            return [staff_with_permission(TRAIN)()]
+        return super().get_permissions()
 
     @extend_schema(
         summary="Train a model: queue a run and poll it",
