@@ -7,8 +7,8 @@ from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
 from classifier.models import ModelVersion
-from training import tasks
 from tests.support.models import ml_engineers_group
+from training import tasks
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
