@@ -49,11 +49,13 @@ SERVERS = {
     "django": "the service: DRF view, validation, rate-limit count in Redis, one durable INSERT per answer",
     "django-relaxed": "the same with PENGUIN_LOG_SYNC_COMMIT=0 and DATABASE_CONN_HEALTH_CHECKS=0: the INSERT does "
     "not wait for the WAL flush, and no SELECT 1 precedes it",
+    "django-sync": "the service on gunicorn's sync workers (one request per worker at a time), the worker "
+    "class used before the threaded workers with a request-read timeout",
     "bare": "bench/bare_app.py: same JSON parsing and loaded model, no Django, no database",
     "old": "the earlier service's pattern: unpickle the model file on every request, scikit-learn predict",
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
-KINDS = ("django", "bare", "old", "django-relaxed")
+KINDS = ("django", "bare", "old", "django-relaxed", "django-sync")
 SECTIONS = ("training", "compute", "single", "memory", "batch", "scale")
 ADELIE = EXAMPLES["Adelie"]
 TARGETS: list[tuple[str, str, bool | None]] = []  # (target, measured, met)
@@ -166,6 +168,8 @@ def serving(kind: str, env: dict[str, str], logs: Path, manifest: Path | None = 
     env = dict(env)
     if kind == "django-relaxed":
         env.update(PENGUIN_LOG_SYNC_COMMIT="0", DATABASE_CONN_HEALTH_CHECKS="0")
+    if kind == "django-sync":
+        env.update(GUNICORN_WORKER_CLASS="sync", GUNICORN_THREADS="1")
     if not django:
         env.update(BENCH_MODE=kind, BENCH_MANIFEST=str(manifest))
         env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'bench'}"
@@ -177,6 +181,7 @@ def serving(kind: str, env: dict[str, str], logs: Path, manifest: Path | None = 
         ready_path="/healthz" if django else "/",
         ready_status=200 if django else None,
         log=logs / f"gunicorn-{kind}.log",
+        timeout=240,  # four workers loading every model on a busy machine
     ) as live:
         yield Server(kind, live)
 
@@ -465,6 +470,10 @@ def section_single(names: list[str], env, logs, manifest, duration: float, resul
         "\n".join(f"- {kind}: {SERVERS[kind]}" for kind in servers)
         + "\n\nCPU ms/req: CPU time of the gunicorn workers (and of their PostgreSQL sessions) per answer.",
     )
+    if "django-sync" in servers:
+        for name in names:
+            ratio = measured[name]["django"].rate / measured[name]["django-sync"].rate
+            target(f"threaded workers ≥ 90% of sync workers' req/s ({name})", f"{ratio * 100:.0f}%", ratio >= 0.90)
     if not {"django", "bare", "old"} <= set(servers):
         return
     rows = []

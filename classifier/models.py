@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.deconstruct import deconstructible
 
 from core.encoding import FIELDS, RULES, SPECIES_NAMES
 
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-model_name_validator = RegexValidator(
+
+
+@deconstructible
+class FullMatchValidator(RegexValidator):
+    """A RegexValidator that matches the whole value: ``$`` alone also matches before a final
+    newline, so ``"knn\n"`` passed a ``search`` and made a model (and a folder) named so."""
+
+    def __call__(self, value) -> None:
+        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+            raise ValidationError(self.message, code=self.code, params={"value": value})
+
+
+model_name_validator = FullMatchValidator(
     MODEL_NAME_PATTERN,
     "Use 1-64 lower-case letters, digits, '_' or '-', starting with a letter or digit.",
 )
@@ -268,3 +282,25 @@ class MonitoringReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} check {self.created_at:%Y-%m-%d %H:%M}: {self.verdict}"
+
+
+class PredictionFeedback(models.Model):
+    """Every true species recorded for a prediction, oldest first: a correction keeps the earlier answer.
+
+    ``Prediction.true_species_id`` (with ``feedback_at``/``feedback_by``) holds the latest one,
+    which live accuracy reads; this is the history behind it.
+    """
+
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="feedback_history")
+    true_species_id = models.PositiveSmallIntegerField()
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+
+    class Meta:
+        # A prediction's history in order (the index on prediction_id serves it).
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"feedback {self.true_species_id} on prediction {self.prediction_id}"

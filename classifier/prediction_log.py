@@ -95,8 +95,10 @@ def prediction_copy(
         for row_id, row_inputs, code, row_proba in zip(ids, inputs, species, proba)
     )
     sql = f"COPY {Prediction._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
-    with connection.cursor() as cursor:
-        # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests)
+        # but does not translate its errors: a lost connection must be Django's DatabaseError
+        # (a 503 with Retry-After, and the connection replaced) like any other query's.
         cursor.copy_expert(sql, io.StringIO(text))
     return ids
 

@@ -24,7 +24,11 @@ def _int(name: str, default: int) -> int:
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = _int("GUNICORN_WORKERS", min(4, multiprocessing.cpu_count() * 2))
-threads = _int("GUNICORN_THREADS", 1)
+threads = _int("GUNICORN_THREADS", 4)
+# Threaded workers whose every read of a request times out (GUNICORN_REQUEST_READ_TIMEOUT,
+# 15 s): half-sent requests from slow clients cannot hold every worker, so /healthz and
+# everyone else keep being answered. GUNICORN_WORKER_CLASS=sync is the old behaviour.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "penguinsite.gunicorn_worker.ThreadWorker"
 timeout = _int("GUNICORN_TIMEOUT", 120)  # in-process training (no broker) can take a minute
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)

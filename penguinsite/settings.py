@@ -155,9 +155,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("PENGUIN_TRAINING_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("PENGUIN_TRAINING_TIME_LIMIT", 660, minimum=2)
+# Training stops (the run fails, saying so) once the process passes this resident size, and
+# a pool process that ends a task above it is replaced (memory given back to the machine).
+PENGUIN_WORKER_MAX_MEMORY_MB = env_int("PENGUIN_WORKER_MAX_MEMORY_MB", 1536, minimum=64)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = PENGUIN_WORKER_MAX_MEMORY_MB * 1024  # KiB
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
-CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# A broker that accepts connections but never answers (a hung Redis) must cost a request a
+# few seconds, not the rest of gunicorn's timeout: every socket operation gives up after
+# PENGUIN_BROKER_TIMEOUT seconds, and publishing a run then answers 503 (the run recorded
+# failed). Above the 1 s a worker's BRPOP waits, so idle workers are not affected.
+PENGUIN_BROKER_TIMEOUT = env_float("PENGUIN_BROKER_TIMEOUT", 3.0, minimum=1.5)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 60,
+    "socket_timeout": PENGUIN_BROKER_TIMEOUT,
+    "socket_connect_timeout": PENGUIN_BROKER_TIMEOUT,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = PENGUIN_BROKER_TIMEOUT
 # The queue training tasks are sent to and workers consume. Deployments sharing one Redis
 # database use different names (the CI stack check does, beside the suite's own workers).
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "") or "celery"

@@ -21,6 +21,7 @@ from classifier.admin.common import ReadOnlyAdminMixin, version_link
 from classifier.admin.models import MLModelAdmin
 from classifier.admin.versions import ModelVersionAdmin
 from classifier.models import MLModel, ModelVersion
+from core.api.permissions import TRAIN
 
 from .catalogue import CATALOGUE, ParamError
 from .forms import TrainModelForm
@@ -89,7 +90,7 @@ class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         if training_runs_active_exist():
             extra_context["refresh_seconds"] = REFRESH_SECONDS
-        extra_context["can_train"] = request.user.has_perm("training.add_trainingrun")
+        extra_context["can_train"] = request.user.has_perm(TRAIN)
         return super().changelist_view(request, extra_context=extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -136,7 +137,7 @@ class TrainableModelAdmin(MLModelAdmin):
     change_list_template = "admin/training/mlmodel/change_list.html"
 
     def has_train_permission(self, request) -> bool:
-        return request.user.has_perm("training.add_trainingrun")
+        return request.user.has_perm(TRAIN)
 
     def get_urls(self):
         urls = [

@@ -50,6 +50,9 @@ class TrainingRun(models.Model):
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     task_id = models.CharField(max_length=64, blank=True)
+    # The Celery node (celery@host) training the run: when a worker of that name starts, the
+    # previous one is gone, and so is whatever it was training.
+    worker = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -64,6 +67,8 @@ class TrainingRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # Training (and retraining) is its own right: the API, the admin and the ML engineers group use it.
+        permissions = [("train", "Can train and retrain models")]
         constraints = [
             # One run per model at a time: a second queued/running run cannot exist.
             models.UniqueConstraint(

@@ -12,6 +12,8 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from core.api.permissions import CHANGE_MODEL
+
 from ..models import ModelVersion
 from ..services.registry import RegistryError, model_version_activate
 from .common import ReadOnlyAdminMixin, VersionColumnsMixin, confusion_matrix_file, metric, metrics_table, pretty_json
@@ -85,7 +87,7 @@ class ModelVersionAdmin(VersionColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmi
     # Versions are immutable (ReadOnlyAdminMixin): created by training or discovery, changed
     # only by activation.
     def has_activate_permission(self, request) -> bool:
-        return request.user.has_perm("classifier.change_mlmodel")
+        return request.user.has_perm(CHANGE_MODEL)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("model")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -246,7 +247,12 @@ class VersionDetailSerializer(VersionSerializer):
 
 class ActivateRequestSerializer(serializers.Serializer):
     reason = StrictCharField(
-        required=False, allow_blank=True, max_length=500, help_text="Why (kept in the audit trail)."
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        # Text cannot hold NUL (PostgreSQL refuses it): refused, and the published pattern says so.
+        validators=[RegexValidator(r"^[^\x00]*$", "The reason must not contain the NUL character (\\u0000).")],
+        help_text="Why (kept in the audit trail).",
     )
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.encoding import FIELDS, SPECIES, SPECIES_IDS, row_to_input
 
 from .. import prediction_log as writers
-from ..models import PROBABILITY_COLUMNS, Prediction
+from ..models import PROBABILITY_COLUMNS, Prediction, PredictionFeedback
 
 
 def prediction_log(
@@ -85,12 +85,20 @@ def prediction_feedback_record(
 ) -> Prediction:
     """Record the true species of a logged prediction, with who and when.
 
-    Sending feedback again replaces the earlier answer (a correction).
+    Sending feedback again replaces the current answer (a correction); every answer, the
+    replaced ones included, stays in the prediction's ``feedback_history``.
     """
     if species_id not in SPECIES:
         raise ValueError(f"species_id must be one of {list(SPECIES_IDS)}; got {species_id!r}")
     prediction.true_species_id = species_id
     prediction.feedback_at = timezone.now()
     prediction.feedback_by = user if user is not None and user.is_authenticated else None
-    prediction.save(update_fields=["true_species_id", "feedback_at", "feedback_by"])
+    with transaction.atomic():
+        prediction.save(update_fields=["true_species_id", "feedback_at", "feedback_by"])
+        PredictionFeedback.objects.create(
+            prediction=prediction,
+            true_species_id=species_id,
+            recorded_at=prediction.feedback_at,
+            recorded_by=prediction.feedback_by,
+        )
     return prediction

@@ -216,6 +216,26 @@ def model_version_mark_broken(*, version_id: int, reason: str) -> None:
         logger.warning("model version %s marked broken: %s", version_id, reason)
 
 
+def model_version_restore(*, version_id: int, reason: str) -> bool:
+    """Clear a version's broken mark set for ``reason``, its files matching their hashes again.
+
+    The next load of a version broken by a damaged or missing file re-verifies it (as a
+    registry sync would); a file restored byte for byte serves again without anyone running
+    a sync. Recorded in the log; every serving process sees it at its next registry check.
+    """
+    with transaction.atomic():
+        updated = ModelVersion.objects.filter(pk=version_id, broken_reason=reason).update(broken_reason="")
+        if updated:
+            lock_registry()
+    if updated:
+        logger.warning(
+            "model version %s restored: its files match their registry hashes again (it was broken: %s)",
+            version_id,
+            reason,
+        )
+    return bool(updated)
+
+
 def model_version_convert(*, version: ModelVersion) -> ModelVersion:
     """Give an existing version the fast path: export its pickle to ONNX, with the parity check.
 

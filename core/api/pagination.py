@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import Cursor, CursorPagination
 
 
 class NewestFirstCursorPagination(CursorPagination):
@@ -26,6 +26,25 @@ class NewestFirstCursorPagination(CursorPagination):
         raise ValidationError(
             {self.page_size_query_param: [f"Expected a whole number from 1 to {self.max_page_size}; got {raw[:20]!r}."]}
         )
+
+    def decode_cursor(self, request) -> Cursor | None:
+        """DRF's decoding, plus: the position must be a whole number (it is compared with ids).
+
+        A cursor that cannot be decoded, or whose position is not one (``p=abc``), is a 400
+        naming ``cursor``; DRF would answer 404, or 500 once the position reached the query.
+        """
+        try:
+            decoded = super().decode_cursor(request)
+        except NotFound:
+            decoded = None
+            valid = False
+        else:
+            valid = decoded is None or decoded.position is None or bool(re.fullmatch(r"[0-9]{1,19}", decoded.position))
+        if not valid:
+            raise ValidationError(
+                {self.cursor_query_param: ["Invalid cursor; use the next or previous link of a page as it is."]}
+            )
+        return decoded
 
     def get_schema_operation_parameters(self, view) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)

@@ -152,6 +152,8 @@ from rest_framework.authtoken.models import Token
 User = get_user_model()
 staff, _ = User.objects.get_or_create(username="fault-staff", defaults={"is_staff": True})
 staff.set_password("fault-staff-password-1")
+from django.contrib.auth.models import Group
+staff.groups.add(Group.objects.get(name="ML engineers"))
 staff.save()
 print(Token.objects.get_or_create(user=staff)[0].key)
 """

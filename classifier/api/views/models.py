@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +16,7 @@ from classifier.models import ModelActivation, ModelVersion
 from classifier.services.registry import model_version_activate
 from classifier.services.sync import registry_sync
 from core.api.mixins import ApiV1Mixin
+from core.api.permissions import CHANGE_MODEL, staff_with_permission
 from core.api.schema import error, errors
 
 from ..filters import ModelFilter, ModelVersionFilter
@@ -96,6 +97,8 @@ class ModelVersionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
     pagination_class = None
     permission_classes = [AllowAny]
     lookup_field = "number"
+    # ASCII digits only: int() would also read "١", "１" or "+1" as 1.
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
         return super().get_queryset().filter(model__name=self.kwargs["model_name"])
@@ -156,7 +159,7 @@ class ModelVersionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
             ),
         ],
     )
-    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=[staff_with_permission(CHANGE_MODEL)])
     def activate(self, request, model_name: str, number: str):
         version = self.get_object()
         body = ActivateRequestSerializer(data=request.data)
@@ -175,7 +178,7 @@ class ModelVersionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
 
 
 class RegistrySyncView(ApiV1Mixin, APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [staff_with_permission(CHANGE_MODEL)]
 
     @extend_schema(
         operation_id="registry_sync",
