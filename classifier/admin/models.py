@@ -7,6 +7,7 @@ from django.db.models import Count
 
 from ..models import MLModel, ModelVersion
 from .common import VersionColumnsMixin, metric, metrics_table, version_link
+from .monitoring import MonitoringAdminMixin
 
 
 class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
@@ -44,8 +45,17 @@ class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
 
 
 @admin.register(MLModel)
-class MLModelAdmin(admin.ModelAdmin):
-    list_display = ("name", "algorithm", "active", "test_accuracy", "test_f1", "version_count", "updated_at")
+class MLModelAdmin(MonitoringAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "name",
+        "algorithm",
+        "active",
+        "drift_badge",
+        "test_accuracy",
+        "test_f1",
+        "version_count",
+        "updated_at",
+    )
     search_fields = ("name",)
     list_filter = ("algorithm",)
     inlines = (ModelVersionInline,)
@@ -55,10 +65,11 @@ class MLModelAdmin(admin.ModelAdmin):
         "description",
         "active",
         "active_metrics",
+        "monitoring",
         "created_at",
         "updated_at",
     )
-    readonly_fields = ("name", "algorithm", "active", "active_metrics", "created_at", "updated_at")
+    readonly_fields = ("name", "algorithm", "active", "active_metrics", "monitoring", "created_at", "updated_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("active_version").annotate(version_count=Count("versions"))
