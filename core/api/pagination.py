@@ -30,20 +30,14 @@ class NewestFirstCursorPagination(CursorPagination):
     def decode_cursor(self, request) -> Cursor | None:
         """DRF's decoding, plus: the position must be a whole number (it is compared with ids).
 
-        A cursor that cannot be decoded, or whose position is not one (``p=abc``), is a 400
-        naming ``cursor``; DRF would answer 404, or 500 once the position reached the query.
+        A cursor whose position is not one (``p=abc``) is refused like any other cursor that
+        is not one of ours: 404 "Invalid cursor" (the documented answer), never a 500 from
+        the query it would reach.
         """
-        try:
-            decoded = super().decode_cursor(request)
-        except NotFound:
-            decoded = None
-            valid = False
-        else:
-            valid = decoded is None or decoded.position is None or bool(re.fullmatch(r"[0-9]{1,19}", decoded.position))
-        if not valid:
-            raise ValidationError(
-                {self.cursor_query_param: ["Invalid cursor; use the next or previous link of a page as it is."]}
-            )
+        decoded = super().decode_cursor(request)
+        if decoded is not None and decoded.position is not None:
+            if not re.fullmatch(r"[0-9]{1,18}", decoded.position):
+                raise NotFound(self.invalid_cursor_message)
         return decoded
 
     def get_schema_operation_parameters(self, view) -> list[dict]:

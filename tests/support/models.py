@@ -51,5 +51,5 @@ def ml_engineers_group():
     from django.contrib.auth.models import Group
 
     if not Group.objects.filter(name="ML engineers").exists():
-        importlib.import_module("training.migrations.0004_ml_engineers_group").create_group(apps, None)
+        importlib.import_module("training.migrations.0005_ml_engineers_group").create_group(apps, None)
     return Group.objects.get(name="ML engineers")

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0002_trainingrun_worker'),
+        ('training', '0003_trainingrun_worker'),
     ]
 
     operations = [

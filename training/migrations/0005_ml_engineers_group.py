@@ -37,7 +37,7 @@ def remove_group(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("training", "0003_trainingrun_train_permission"),
+        ("training", "0004_trainingrun_train_permission"),
         ("classifier", "0006_prediction_feedback_history"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),

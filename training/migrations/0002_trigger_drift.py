@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0004_ml_engineers_group'),
+        ('training', '0001_initial'),
     ]
 
     operations = [
