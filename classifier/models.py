@@ -85,6 +85,16 @@ class ModelVersion(models.Model):
     feature_names = models.JSONField(default=list, blank=True)
     library_versions = models.JSONField(default=dict, blank=True)
     dataset = models.JSONField(default=dict, blank=True, help_text="Path, sha256 and row counts of the training data.")
+    holdout = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The split: split seed, dataset fingerprint and the keys of the training and test rows.",
+    )
+    evaluation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Paired comparison with the champion when registered: counts, McNemar p-value, decision.",
+    )
     n_train = models.PositiveIntegerField(null=True, blank=True)
     n_test = models.PositiveIntegerField(null=True, blank=True)
     training_seconds = models.FloatField(null=True, blank=True)

@@ -90,6 +90,8 @@ class NewVersion:
     library_versions: dict[str, str]
     estimator: str
     extra_files: dict[str, bytes] = field(default_factory=dict)  # file name → bytes, beside the model
+    holdout: dict[str, Any] = field(default_factory=dict)  # which rows it trained and was tested on
+    evaluation: dict[str, Any] = field(default_factory=dict)  # paired comparison with the champion
 
 
 def _fast_path_export(estimator: Any, inspection: Inspection | None = None) -> onnx_runtime.Export:
@@ -168,6 +170,8 @@ def model_version_register(
             feature_names=info.feature_names,
             library_versions=info.library_versions,
             dataset=info.dataset,
+            holdout=info.holdout,
+            evaluation=info.evaluation,
             n_train=info.n_train,
             n_test=info.n_test,
             training_seconds=info.training_seconds,

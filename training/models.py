@@ -7,6 +7,15 @@ from django.db import models
 from django.db.models import Q
 
 
+class ActivationMode(models.TextChoices):
+    """Whether a newly trained version replaces the active one (the champion)."""
+
+    NOT_WORSE = "not_worse", "unless significantly worse"
+    BETTER = "better", "only if significantly better"
+    FORCE = "force", "always"
+    NEVER = "never", "never"
+
+
 class TrainingRun(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -28,12 +37,15 @@ class TrainingRun(models.Model):
     data_path = models.CharField(max_length=500)
     data_sha256 = models.CharField(max_length=64, blank=True)
     test_size = models.FloatField(default=0.2)
-    seed = models.IntegerField(default=42)
+    seed = models.IntegerField(default=42, help_text="The estimator's random seed; it does not move the split.")
+    split_seed = models.IntegerField(
+        default=42, help_text="Decides, with the data, which rows are held out for testing."
+    )
     activation = models.CharField(
         max_length=16,
-        default="policy",
-        choices=[("policy", "by policy"), ("never", "never"), ("force", "always")],
-        help_text="Whether the new version becomes active: by the promotion policy, never, or always.",
+        default=ActivationMode.NOT_WORSE,
+        choices=ActivationMode.choices,
+        help_text="Whether the new version replaces the champion, judged on the rows both were tested on.",
     )
 
     trigger = models.CharField(max_length=16, choices=Trigger.choices)

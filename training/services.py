@@ -27,14 +27,16 @@ from classifier.serving import estimator_name
 
 from .catalogue import CATALOGUE, ParamError, algorithm_get
 from .datasets import DatasetError, dataset_load
-from .models import TrainingRun
+from .holdout import DEFAULT_SPLIT_SEED
+from .models import ActivationMode, TrainingRun
 from .params import params_check
 from .trainer import TrainingResult, train
 
 logger = logging.getLogger(__name__)
 
 
-ACTIVATION_MODES = ("policy", "never", "force")
+# "policy" named not_worse's margin-only predecessor; old clients and rows still say it.
+LEGACY_ACTIVATION = {"policy": ActivationMode.NOT_WORSE.value}
 MAX_SEED = 2**31 - 1  # the largest seed a run's row holds (a 32-bit integer column)
 
 
@@ -100,7 +102,14 @@ def new_version_info(result: TrainingResult, *, extra_files: dict[str, bytes] | 
         classes=result.classes,
         class_values=result.class_values,
         feature_names=result.feature_names,
-        dataset={**result.dataset, "test_size": result.test_size, "seed": result.seed},
+        dataset={
+            **result.dataset,
+            "test_size": result.test_size,
+            "seed": result.seed,
+            "split_seed": result.split_seed,
+            "fingerprint": result.holdout.fingerprint,
+        },
+        holdout=result.holdout.record(),
         n_train=result.n_train,
         n_test=result.n_test,
         training_seconds=result.seconds,
@@ -185,7 +194,8 @@ def training_run_create(
     data_path: str | None = None,
     test_size: float = 0.2,
     seed: int = 42,
-    activation: str = "policy",
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    activation: str = ActivationMode.NOT_WORSE,
     trigger: str = TrainingRun.Trigger.COMMAND,
     user: AbstractBaseUser | None = None,
     task_id: str = "",
@@ -195,10 +205,15 @@ def training_run_create(
     Raises ParamError (naming the field) for a bad request and TrainingConflict when a run
     for the same model is already queued or running.
     """
-    if activation not in ACTIVATION_MODES:
-        raise ParamError("activate", f"activate must be one of {', '.join(ACTIVATION_MODES)}; got {activation!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ParamError("seed", f"seed must be a whole number from 0 to {MAX_SEED}; got {seed!r:.30}.")
+    activation = LEGACY_ACTIVATION.get(activation, activation)
+    if activation not in ActivationMode.values:
+        modes = ", ".join(ActivationMode.values)
+        raise ParamError("activate", f"activate must be one of {modes}; got {activation!r:.40}.")
+    for field_name, value in (("seed", seed), ("split_seed", split_seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise ParamError(
+                field_name, f"{field_name} must be a whole number from 0 to {MAX_SEED}; got {value!r:.30}."
+            )
     name, path = training_request_validate(
         algorithm=algorithm, params=params, model_name=model_name, data_path=data_path, test_size=test_size
     )
@@ -213,6 +228,7 @@ def training_run_create(
                 data_path=str(path),
                 test_size=test_size,
                 seed=seed,
+                split_seed=split_seed,
                 activation=activation,
                 trigger=trigger,
                 triggered_by=user if user is not None and user.is_authenticated else None,
@@ -284,6 +300,7 @@ def training_run_retrain(
         data_path=data_path,
         test_size=last.test_size if last else 0.2,
         seed=last.seed if last else 42,
+        split_seed=last.split_seed if last else DEFAULT_SPLIT_SEED,
         trigger=trigger,
         user=user,
     )
@@ -353,7 +370,12 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
         dataset = dataset_load(run.data_path)
         TrainingRun.objects.filter(pk=run_id).update(data_sha256=dataset.sha256)
         result = train(
-            algorithm=run.algorithm, dataset=dataset, params=run.params, test_size=run.test_size, seed=run.seed
+            algorithm=run.algorithm,
+            dataset=dataset,
+            params=run.params,
+            test_size=run.test_size,
+            seed=run.seed,
+            split_seed=run.split_seed,
         )
         activate, note = promotion_decision(model_name=run.model_name, metrics=result.metrics, mode=run.activation)
         version = registry.model_version_register(
