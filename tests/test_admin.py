@@ -87,8 +87,8 @@ def test_retrain_selected_trains_in_process_when_no_broker_is_configured(admin_c
     response = admin_client.post(
         MODELS, {"action": "retrain_selected", "_selected_action": [trained_knn.model_id]}, follow=True
     )
-    assert any(text.startswith("Trained knn v2 in") for text in messages_of(response))
-    assert MLModel.objects.get(name="knn").versions.count() == 2
+    assert any(text.startswith("Trained knn again in") and "identical to v1" in text for text in messages_of(response))
+    assert MLModel.objects.get(name="knn").versions.count() == 1
 
 
 def test_retrain_selected_refuses_a_model_that_is_already_training(admin_client, trained_knn):
@@ -107,12 +107,12 @@ def test_train_a_new_model_starts_a_run_and_opens_its_page(admin_client, admin_u
     response = admin_client.post(
         TRAIN,
         {"algorithm": "knn", "name": "knn7", "params": "n_neighbors=7\n# a comment\nweights=distance",
-         "test_size": "0.25", "seed": "3", "activation": "policy"},
+         "test_size": "0.25", "seed": "3", "split_seed": "5", "activation": "not_worse"},
     )  # fmt: skip
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"{RUNS}{run.pk}/change/"
     assert run.params == {"n_neighbors": 7, "weights": "distance"}
-    assert (run.model_name, run.test_size, run.seed, run.trigger) == ("knn7", 0.25, 3, "admin")
+    assert (run.model_name, run.test_size, run.seed, run.split_seed, run.trigger) == ("knn7", 0.25, 3, 5, "admin")
     assert run.triggered_by == admin_user and run.status == TrainingRun.Status.SUCCEEDED
     page = admin_client.get(response["Location"]).content.decode()
     assert "Trained knn7 v1" in page and "knn7 v1" in page
@@ -125,7 +125,7 @@ def test_train_a_new_model_accepts_params_as_json(admin_client):
          "activation": "never"},
     )  # fmt: skip
     run = TrainingRun.objects.get()
-    assert run.params == {"C": 2.5, "kernel": "linear"} and run.activation == "never"
+    assert run.params == {"C": 2.5, "kernel": "linear"} and run.activation == "never" and run.split_seed == 42
     assert not run.activated
 
 
@@ -143,7 +143,7 @@ def test_train_a_new_model_accepts_params_as_json(admin_client):
     ],
 )
 def test_train_a_new_model_shows_field_errors_and_starts_nothing(admin_client, fields, field, message):
-    data = {"algorithm": "knn", "params": "", "test_size": "0.2", "seed": "42", "activation": "policy", **fields}
+    data = {"algorithm": "knn", "params": "", "test_size": "0.2", "seed": "42", "activation": "not_worse", **fields}
     response = admin_client.post(TRAIN, data)
     assert response.status_code == 200
     errors = response.context["form"].errors
@@ -155,7 +155,7 @@ def test_train_a_new_model_shows_field_errors_and_starts_nothing(admin_client, f
 def test_train_a_new_model_refuses_a_second_run_for_the_same_model(admin_client):
     training_run_create(algorithm="knn", task_id="busy")
     response = admin_client.post(
-        TRAIN, {"algorithm": "knn", "params": "", "test_size": "0.2", "seed": "42", "activation": "policy"}
+        TRAIN, {"algorithm": "knn", "params": "", "test_size": "0.2", "seed": "42", "activation": "not_worse"}
     )
     assert "already queued or running" in str(response.context["form"].errors["algorithm"])
     assert TrainingRun.objects.count() == 1

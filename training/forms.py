@@ -55,6 +55,7 @@ class TrainModelForm(forms.Form):
         initial=42, min_value=0, max_value=MAX_SEED, help_text="The estimator's seed; it does not move the test rows."
     )
     split_seed = forms.IntegerField(
+        required=False,
         initial=DEFAULT_SPLIT_SEED,
         min_value=0,
         max_value=MAX_SEED,
@@ -104,6 +105,6 @@ class TrainModelForm(forms.Form):
             "model_name": data["model_name"],
             "test_size": data["test_size"],
             "seed": data["seed"],
-            "split_seed": data["split_seed"],
+            "split_seed": DEFAULT_SPLIT_SEED if data.get("split_seed") is None else data["split_seed"],
             "activation": data["activation"],
         }

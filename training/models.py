@@ -62,6 +62,9 @@ class TrainingRun(models.Model):
     version = models.ForeignKey(
         "classifier.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
     )
+    identical = models.BooleanField(
+        default=False, help_text="The trained artifact matched an existing version byte for byte; none was registered."
+    )
     activated = models.BooleanField(default=False)
     activation_note = models.TextField(blank=True)
 

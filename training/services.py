@@ -21,8 +21,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from classifier import artifacts
 from classifier import services as registry
-from classifier.models import MLModel, model_name_validator
+from classifier.models import MLModel, ModelVersion, model_name_validator
 from classifier.serving import estimator_name
 
 from .catalogue import CATALOGUE, ParamError, algorithm_get
@@ -30,6 +31,7 @@ from .datasets import DatasetError, dataset_load
 from .holdout import DEFAULT_SPLIT_SEED
 from .models import ActivationMode, TrainingRun
 from .params import params_check
+from .promotion import promotion_decide
 from .trainer import TrainingResult, train
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,15 @@ def confusion_matrix_png(result: TrainingResult, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def new_version_info(result: TrainingResult, *, extra_files: dict[str, bytes] | None = None) -> registry.NewVersion:
+def _identical_version(*, model_name: str, result: TrainingResult) -> ModelVersion | None:
+    """An existing version of the model whose artifact has the same bytes as the new pipeline's."""
+    sha256 = artifacts.sha256_bytes(artifacts.dump(result.pipeline))
+    return ModelVersion.objects.filter(model__name=model_name, sha256=sha256).order_by("number").first()
+
+
+def new_version_info(
+    result: TrainingResult, *, extra_files: dict[str, bytes] | None = None, evaluation: dict | None = None
+) -> registry.NewVersion:
     """What the registry stores about a trained pipeline, besides the file itself."""
     return registry.NewVersion(
         algorithm=result.algorithm,
@@ -110,6 +120,7 @@ def new_version_info(result: TrainingResult, *, extra_files: dict[str, bytes] | 
             "fingerprint": result.holdout.fingerprint,
         },
         holdout=result.holdout.record(),
+        evaluation=evaluation or {},
         n_train=result.n_train,
         n_test=result.n_test,
         training_seconds=result.seconds,
@@ -117,33 +128,6 @@ def new_version_info(result: TrainingResult, *, extra_files: dict[str, bytes] | 
         estimator=estimator_name(result.pipeline),
         extra_files=extra_files or {},
     )
-
-
-def promotion_decision(*, model_name: str, metrics: dict[str, float], mode: str) -> tuple[bool, str]:
-    """Whether a new version becomes active, and why.
-
-    ``force`` always activates, ``never`` never does; by policy a version is activated
-    unless its test F1 is below the active version's by more than PENGUIN_PROMOTION_MARGIN.
-    """
-    if mode == "force":
-        return True, "activated: forced"
-    if mode == "never":
-        return False, "not activated: requested with --no-activate"
-    model = MLModel.objects.select_related("active_version").filter(name=model_name).first()
-    active = model.active_version if model else None
-    if active is None or active.broken_reason:
-        return True, "activated: no serving version before it"
-    new_f1 = metrics.get("test_f1")
-    old_f1 = (active.metrics or {}).get("test_f1")
-    if new_f1 is None or old_f1 is None:
-        return True, f"activated: v{active.number} has no test F1 to compare with"
-    margin = settings.PENGUIN_PROMOTION_MARGIN
-    if new_f1 < old_f1 - margin:
-        return False, (
-            f"not activated: test F1 {new_f1:.4f} is worse than active v{active.number}'s {old_f1:.4f} "
-            f"by more than the margin {margin:g} (PENGUIN_PROMOTION_MARGIN)"
-        )
-    return True, f"activated: test F1 {new_f1:.4f} vs v{active.number}'s {old_f1:.4f} (margin {margin:g})"
 
 
 def training_request_validate(
@@ -377,7 +361,24 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
             seed=run.seed,
             split_seed=run.split_seed,
         )
-        activate, note = promotion_decision(model_name=run.model_name, metrics=result.metrics, mode=run.activation)
+        identical = _identical_version(model_name=run.model_name, result=result)
+        if identical is not None:
+            note = (
+                f"identical to v{identical.number}: the trained artifact is byte for byte the same, "
+                "so no new version was registered"
+            )
+            _finish(
+                run_id,
+                status=TrainingRun.Status.SUCCEEDED,
+                version=identical,
+                identical=True,
+                activated=False,
+                activation_note=note,
+            )
+            logger.info("run %s: %s %s", run_id, run.model_name, note)
+            return TrainingRun.objects.get(pk=run_id)
+        promotion = promotion_decide(model_name=run.model_name, result=result, dataset=dataset, policy=run.activation)
+        activate, note = promotion.activate, promotion.note
         version = registry.model_version_register(
             model_name=run.model_name,
             pipeline=result.pipeline,
@@ -386,6 +387,7 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
                 extra_files={
                     "confusion_matrix.png": confusion_matrix_png(result, f"{run.model_name} ({run.algorithm})")
                 },
+                evaluation=promotion.evaluation,
             ),
             activate=activate,
             activation_note=note,
