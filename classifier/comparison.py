@@ -19,6 +19,7 @@ from scipy.stats import binomtest
 
 TEST_NAME = "mcnemar-exact"
 ALPHA = 0.05  # a difference is significant when p <= ALPHA
+MIN_ROWS = 30  # fewer paired rows than this: "not comparable" / "not enough labels"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,15 @@ class MLModel(models.Model):
     active_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    challenger_version = models.ForeignKey(
+        "ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Scores every prediction in shadow beside the active version; never answers.",
+    )
+    challenger_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -134,10 +143,17 @@ class ModelActivation(models.Model):
     activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     actor = models.CharField(max_length=200, blank=True)
     reason = models.TextField(blank=True)
+    evidence = models.JSONField(
+        default=dict, blank=True, help_text="What the decision rested on: the paired evaluation or challenger stats."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The ledger of one model, newest first, and "what was live at <time>" (?at=).
+            models.Index(fields=["model", "-created_at"], name="activation_model_created"),
+        ]
 
 
 class Prediction(models.Model):
@@ -163,6 +179,11 @@ class Prediction(models.Model):
     feedback_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
+    # The challenger's answer to the same input (shadow traffic): stored, never returned.
+    challenger_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    challenger_species_id = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -182,6 +203,12 @@ class Prediction(models.Model):
                 condition=Q(true_species_id__isnull=False),
                 name="prediction_feedback",
             ),
+            # Challenger statistics: the shadow rows of one challenger version (only those are indexed).
+            models.Index(
+                fields=["challenger_version", "-id"],
+                condition=Q(challenger_version__isnull=False),
+                name="prediction_challenger",
+            ),
             # Deleting a user sets their feedback_by to NULL; only rows with feedback are indexed.
             models.Index(fields=["feedback_by"], condition=Q(feedback_by__isnull=False), name="prediction_feedback_by"),
         ]
@@ -190,6 +217,10 @@ class Prediction(models.Model):
             models.CheckConstraint(
                 condition=Q(true_species_id__isnull=True) | Q(true_species_id__in=[1, 2, 3]),
                 name="prediction_true_species_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(challenger_species_id__isnull=True) | Q(challenger_species_id__in=[1, 2, 3]),
+                name="prediction_challenger_species_valid",
             ),
         ]
 

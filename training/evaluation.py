@@ -21,11 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from classifier.comparison import ALPHA, TEST_NAME, paired_compare
+from classifier.comparison import ALPHA, MIN_ROWS, TEST_NAME, paired_compare
 
 from .models import ActivationMode
-
-MIN_ROWS = 30
 
 ACTIVATED = "activated"
 KEPT = "kept champion"
