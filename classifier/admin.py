@@ -395,15 +395,19 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def _activate(self, request: HttpRequest, version: ModelVersion) -> None:
         previous = version.model.active_version
+        promoting_challenger = version.model.challenger_version_id == version.pk
         try:
-            model_version_activate(
+            outcome = model_version_activate(
                 version=version,
                 user=request.user,
                 actor=f"admin {request.user.get_username()}",
-                reason="activated from the admin",
+                reason="" if promoting_challenger else "activated from the admin",
             )
         except RegistryError as exc:
             self.message_user(request, str(exc), messages.ERROR)
+            return
+        if not outcome.changed:
+            self.message_user(request, f"{version} is already the active version; nothing changed.", messages.INFO)
             return
         before = f" (instead of v{previous.number})" if previous and previous.pk != version.pk else ""
         self.message_user(

@@ -30,6 +30,8 @@ COPY_COLUMNS = (
     "species_id",
     "probabilities",
     "latency_ms",
+    "challenger_version_id",
+    "challenger_species_id",
 )
 # The same JSON text ``json.dumps(row_to_input(row))`` gives: codes as ints, measures as floats
 # (``%r`` of a float is Python's shortest repr, which is what json writes).
@@ -75,6 +77,8 @@ def prediction_copy(
     species: Sequence[int],
     probabilities: Sequence[str] | None,
     latency_ms: float,
+    challenger_version_id: int | None = None,
+    challenger_species: Sequence[int] | None = None,
 ) -> list[int]:
     """Write the rows with one COPY (PostgreSQL only); returns their ids in row order.
 
@@ -83,11 +87,15 @@ def prediction_copy(
     """
     ids = reserve_ids(len(inputs))
     shared = f"\t{model_id}\t{version_id}\t{created_at.isoformat()}\t{endpoint}\t"
-    tail = f"\t{float(latency_ms)!r}\n"
+    tail = f"\t{float(latency_ms)!r}\t"
     proba = probabilities if probabilities is not None else [r"\N"] * len(inputs)
+    if challenger_species is None:
+        shadow = [r"\N\t\N"] * len(inputs)
+    else:
+        shadow = [f"{challenger_version_id}\t{code}" for code in challenger_species]
     text = "".join(
-        f"{row_id}{shared}{row_inputs}\t{code}\t{row_proba}{tail}"
-        for row_id, row_inputs, code, row_proba in zip(ids, inputs, species, proba)
+        f"{row_id}{shared}{row_inputs}\t{code}\t{row_proba}{tail}{row_shadow}\n"
+        for row_id, row_inputs, code, row_proba, row_shadow in zip(ids, inputs, species, proba, shadow)
     )
     sql = f"COPY {Prediction._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor:

@@ -27,10 +27,13 @@ class ServingEntry:
     onnx_path: str
     onnx_sha256: str
     metrics: dict
+    challenger: ServingEntry | None = None  # scores the same rows in shadow; never answers
 
 
-def serving_entry(version: ModelVersion) -> ServingEntry:
-    """What serving needs to know about ``version`` (its model fetched with it)."""
+def serving_entry(version: ModelVersion, *, challenger: ModelVersion | None = None) -> ServingEntry:
+    """What serving needs to know about ``version`` (its model fetched with it), and its challenger's."""
+    if challenger is not None and (challenger.pk == version.pk or challenger.broken_reason):
+        challenger = None
     return ServingEntry(
         model_id=version.model_id,
         model_name=version.model.name,
@@ -44,6 +47,7 @@ def serving_entry(version: ModelVersion) -> ServingEntry:
         onnx_path=version.onnx_path,
         onnx_sha256=version.onnx_sha256,
         metrics=version.metrics,
+        challenger=serving_entry(challenger) if challenger is not None else None,
     )
 
 
@@ -52,9 +56,17 @@ def registry_generation() -> int:
 
 
 def registry_active_entries() -> dict[str, ServingEntry]:
-    """Every model's active version, by model name (one query)."""
-    versions = ModelVersion.objects.select_related("model").filter(model__active_version_id=F("id"))
-    return {version.model.name: serving_entry(version) for version in versions}
+    """Every model's active version with its challenger, by model name (one query)."""
+    versions = ModelVersion.objects.select_related("model", "model__challenger_version").filter(
+        model__active_version_id=F("id")
+    )
+    entries = {}
+    for version in versions:
+        challenger = version.model.challenger_version
+        if challenger is not None:
+            challenger.model = version.model
+        entries[version.model.name] = serving_entry(version, challenger=challenger)
+    return entries
 
 
 def model_version_entry(*, model_name: str, number: int) -> ServingEntry | None:

@@ -38,6 +38,10 @@ class ModelBroken(RegistryError):
     pass
 
 
+class ChallengerInvalid(RegistryError):
+    """The version cannot shadow its model (it is the champion, or it cannot serve)."""
+
+
 class NoProbabilities(RegistryError):
     pass
 
@@ -56,18 +60,29 @@ def _next_number(model: MLModel) -> int:
 
 
 def _set_active(
-    model: MLModel, version: ModelVersion | None, *, user: AbstractBaseUser | None, actor: str, reason: str
-) -> None:
+    model: MLModel,
+    version: ModelVersion | None,
+    *,
+    user: AbstractBaseUser | None,
+    actor: str,
+    reason: str,
+    evidence: dict | None = None,
+) -> ModelActivation:
     previous = model.active_version_id
     model.active_version = version
-    model.save(update_fields=["active_version", "updated_at"])
-    ModelActivation.objects.create(
+    fields = ["active_version", "updated_at"]
+    if version is not None and model.challenger_version_id == version.pk:
+        model.challenger_version, model.challenger_since = None, None  # a champion does not shadow itself
+        fields += ["challenger_version", "challenger_since"]
+    model.save(update_fields=fields)
+    return ModelActivation.objects.create(
         model=model,
         version=version,
         previous_version_id=previous,
         activated_by=user if user is not None and user.is_authenticated else None,
         actor=actor,
         reason=reason,
+        evidence=evidence or {},
     )
 
 
@@ -183,25 +198,107 @@ def model_version_register(
         if not model.algorithm:
             model.algorithm = info.algorithm
         if activate:
-            _set_active(model, version, user=user, actor=triggered_by, reason=activation_note or "trained")
+            _set_active(
+                model,
+                version,
+                user=user,
+                actor=triggered_by,
+                reason=activation_note or "trained",
+                evidence=info.evaluation,
+            )
         else:
             model.save(update_fields=["algorithm", "updated_at"])
     return version
 
 
+@dataclass(frozen=True)
+class ActivationOutcome:
+    version: ModelVersion
+    changed: bool  # False: it was already active, nothing was recorded
+    activation: ModelActivation | None
+
+
 def model_version_activate(
-    *, version: ModelVersion, user: AbstractBaseUser | None = None, actor: str = "", reason: str = ""
-) -> ModelVersion:
-    """Make ``version`` the one its model serves (promotion or rollback)."""
+    *,
+    version: ModelVersion,
+    user: AbstractBaseUser | None = None,
+    actor: str = "",
+    reason: str = "",
+    evidence: dict | None = None,
+) -> ActivationOutcome:
+    """Make ``version`` the one its model serves (promotion or rollback), recorded in the ledger.
+
+    Activating the version already active changes nothing and records nothing. Promoting the
+    model's challenger ends its shadow run and records its statistics as the evidence.
+    """
+    from .selectors import challenger_stats
+
     with transaction.atomic():
-        _lock_registry()
         version = ModelVersion.objects.select_related("model").get(pk=version.pk)
         if version.broken_reason:
             raise ModelBroken(f"{version} cannot be activated: {version.broken_reason}.")
-        model = MLModel.objects.select_for_update().get(pk=version.model_id)
-        _set_active(model, version, user=user, actor=actor, reason=reason or "activated")
+        model = (
+            MLModel.objects.select_for_update()
+            .select_related("active_version", "challenger_version")
+            .get(pk=version.model_id)
+        )
         version.model = model
-    return version
+        if model.active_version_id == version.pk:
+            return ActivationOutcome(version=version, changed=False, activation=None)
+        _lock_registry()
+        if model.challenger_version_id == version.pk:
+            stats = challenger_stats(model=model)
+            evidence = evidence or _jsonable_stats(stats)
+            reason = reason or (
+                f"challenger v{version.number} promoted after {stats['shadow_predictions']} shadow predictions "
+                f"({stats['labelled']} labelled; recommendation: {stats['recommendation']})"
+            )
+        activation = _set_active(
+            model, version, user=user, actor=actor, reason=reason or "activated", evidence=evidence or {}
+        )
+    return ActivationOutcome(version=version, changed=True, activation=activation)
+
+
+def _jsonable_stats(stats: dict) -> dict:
+    since = stats.get("since")
+    return {**stats, "since": since.isoformat() if since else None}
+
+
+def model_challenger_set(*, version: ModelVersion, user: AbstractBaseUser | None = None) -> MLModel:
+    """Shadow every prediction of the version's model with ``version`` from now on.
+
+    Raises ChallengerInvalid when the version is the active one or cannot serve.
+    """
+    with transaction.atomic():
+        version = ModelVersion.objects.select_related("model").get(pk=version.pk)
+        model = MLModel.objects.select_for_update().get(pk=version.model_id)
+        if version.broken_reason:
+            raise ChallengerInvalid(f"{version} cannot be a challenger: {version.broken_reason}.")
+        if model.active_version_id == version.pk:
+            raise ChallengerInvalid(
+                f"{version} is the active version (the champion); choose another version as its challenger."
+            )
+        if model.challenger_version_id != version.pk:
+            _lock_registry()
+            model.challenger_version = version
+            model.challenger_since = timezone.now()
+            model.save(update_fields=["challenger_version", "challenger_since", "updated_at"])
+    logger.info("%s: challenger set to v%s by %s", model.name, version.number, user or "system")
+    return model
+
+
+def model_challenger_clear(*, model: MLModel, user: AbstractBaseUser | None = None) -> bool:
+    """Stop shadowing the model's predictions; returns whether a challenger was set."""
+    with transaction.atomic():
+        model = MLModel.objects.select_for_update().get(pk=model.pk)
+        if model.challenger_version_id is None:
+            return False
+        _lock_registry()
+        model.challenger_version = None
+        model.challenger_since = None
+        model.save(update_fields=["challenger_version", "challenger_since", "updated_at"])
+    logger.info("%s: challenger cleared by %s", model.name, user or "system")
+    return True
 
 
 def model_version_mark_broken(*, version_id: int, reason: str) -> None:
@@ -464,6 +561,7 @@ def prediction_make(
         )
     species, probabilities = loaded.predict_with_proba(matrix, with_proba=with_probabilities)
     latency_ms = (time.perf_counter() - started) * 1000.0
+    challenger_version_id, challenger_species = _shadow_answers(entry, matrix)
     ids = prediction_log(
         model_id=entry.model_id,
         version_id=entry.version_id,
@@ -472,6 +570,8 @@ def prediction_make(
         probabilities=probabilities,
         latency_ms=latency_ms,
         endpoint=endpoint,
+        challenger_version_id=challenger_version_id,
+        challenger_species_ids=challenger_species,
     )
     metrics.predictions_record(model_name=entry.model_name, version_number=entry.number, species_ids=species)
     return PredictionOutcome(
@@ -482,6 +582,22 @@ def prediction_make(
         probabilities=probabilities,
         prediction_ids=ids,
     )
+
+
+def _shadow_answers(entry, matrix: np.ndarray) -> tuple[int | None, np.ndarray | None]:
+    """The challenger's species for the same rows, or (None, None) when there is none or it fails.
+
+    Shadow traffic never changes the answer: a challenger that cannot load or predict is
+    logged and skipped, and the client still gets the champion's answer.
+    """
+    challenger = entry.challenger
+    if challenger is None:
+        return None, None
+    try:
+        return challenger.version_id, load_entry(challenger).predict(matrix)
+    except Exception as exc:
+        logger.warning("challenger %s v%s did not answer in shadow: %s", challenger.model_name, challenger.number, exc)
+        return None, None
 
 
 def _load_entry(entry) -> LoadedModel:
@@ -503,9 +619,11 @@ def prediction_log(
     probabilities: np.ndarray | None,
     latency_ms: float,
     endpoint: str,
+    challenger_version_id: int | None = None,
+    challenger_species_ids: np.ndarray | None = None,
 ) -> list[int]:
-    """Write one Prediction row per input row: one COPY for a batch on PostgreSQL (one
-    multi-row INSERT elsewhere).
+    """Write one Prediction row per input row, with the challenger's answer when one is given:
+    one COPY for a batch on PostgreSQL (one multi-row INSERT elsewhere).
 
     A single answer is one prepared ``INSERT … RETURNING id``: the ORM's save() costs three
     times the CPU for the same statement, a quarter of a classify request.
@@ -524,10 +642,13 @@ def prediction_log(
                     int(species_ids[0]),
                     dict(zip(SPECIES_NAMES, proba)) if proba is not None else None,
                     latency_ms,
+                    challenger_version_id,
+                    int(challenger_species_ids[0]) if challenger_species_ids is not None else None,
                 )
             )
         ]
     species_list = species_ids.tolist()
+    challenger_list = challenger_species_ids.tolist() if challenger_species_ids is not None else None
     if connection.vendor == "postgresql":
         return bulk_log.prediction_copy(
             model_id=model_id,
@@ -538,6 +659,8 @@ def prediction_log(
             species=species_list,
             probabilities=bulk_log.probabilities_json(probabilities) if probabilities is not None else None,
             latency_ms=latency_ms,
+            challenger_version_id=challenger_version_id,
+            challenger_species=challenger_list,
         )
     proba_list = probabilities.round(6).tolist() if probabilities is not None else [None] * len(species_list)
     rows = [
@@ -550,8 +673,12 @@ def prediction_log(
             species_id=species,
             probabilities=dict(zip(SPECIES_NAMES, proba)) if proba is not None else None,
             latency_ms=latency_ms,
+            challenger_version_id=challenger_version_id if shadow is not None else None,
+            challenger_species_id=shadow,
         )
-        for values, species, proba in zip(_inputs_rows(matrix), species_list, proba_list)
+        for values, species, proba, shadow in zip(
+            _inputs_rows(matrix), species_list, proba_list, challenger_list or [None] * len(species_list)
+        )
     ]
     created = Prediction.objects.bulk_create(rows)
     return [row.pk for row in created]
@@ -569,7 +696,18 @@ def _inputs_rows(matrix: np.ndarray) -> list[list[float | int]]:
 
 SPECIES_NAMES = tuple(SPECIES[code] for code in sorted(SPECIES))
 # The columns a logged answer fills, in the order _prediction_insert_one takes them.
-LOG_FIELDS = ("model", "version", "created_at", "endpoint", "inputs", "species_id", "probabilities", "latency_ms")
+LOG_FIELDS = (
+    "model",
+    "version",
+    "created_at",
+    "endpoint",
+    "inputs",
+    "species_id",
+    "probabilities",
+    "latency_ms",
+    "challenger_version",
+    "challenger_species_id",
+)
 
 
 @functools.cache

@@ -236,7 +236,9 @@ class ActivationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelActivation
-        fields = ["model", "version", "previous_version", "activated_by", "actor", "reason", "activated_at"]
+        fields = [
+            "model", "version", "previous_version", "activated_by", "actor", "reason", "evidence", "activated_at"
+        ]  # fmt: skip
 
 
 class VersionDetailSerializer(VersionSerializer):

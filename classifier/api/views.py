@@ -34,7 +34,7 @@ from rest_framework.views import APIView
 from classifier import selectors
 from classifier.encoding import SPECIES, parse_one, parse_rows
 from classifier.live import live_registry
-from classifier.models import ModelActivation, ModelVersion, Prediction
+from classifier.models import ModelVersion, Prediction
 from classifier.services import model_version_activate, prediction_feedback_record, prediction_make, registry_sync
 from training.models import TrainingRun
 from training.services import TrainingConflict, TrainingQueueUnavailable, training_run_start
@@ -393,17 +393,22 @@ class ModelVersionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
         version = self.get_object()
         body = ActivateRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        reason = body.validated_data.get("reason") or f"v{version.number} activated through the API"
-        version = model_version_activate(
+        reason = body.validated_data.get("reason") or ""
+        if not reason and version.model.challenger_version_id != version.pk:
+            reason = f"v{version.number} activated through the API"  # a challenger's reason is its record
+        outcome = model_version_activate(
             version=version, user=request.user, actor=f"api by {request.user}", reason=reason
         )
-        activation = (
-            ModelActivation.objects.select_related("model", "version", "previous_version", "activated_by")
-            .filter(model_id=version.model_id, version=version)
-            .order_by("-id")
-            .first()
-        )
-        return Response(ActivationSerializer(activation).data)
+        if not outcome.changed:
+            return Response(
+                {
+                    "model": version.model.name,
+                    "version": version.number,
+                    "changed": False,
+                    "detail": f"v{version.number} is already the active version; nothing changed.",
+                }
+            )
+        return Response({**ActivationSerializer(outcome.activation).data, "changed": True})
 
 
 class RegistrySyncView(ApiV1Mixin, APIView):
