@@ -24,8 +24,8 @@ def three_versions(trained_results, staff_client):
     """knn v1 live from 09:00, v2 from 11:00, v1 again (a rollback) from 13:00."""
     register_result("knn", trained_results["knn"])
     register_result("knn", trained_results["svm"], activate=False)
-    assert staff_client.post("/api/v1/models/knn/versions/2/activate", {"reason": "try svm"}, format="json").ok
-    assert staff_client.post("/api/v1/models/knn/versions/1/activate", {}, format="json").ok
+    assert staff_client.post("/api/v1/models/knn/versions/2/activate", {"reason": "try svm"}, format="json").status_code == 200
+    assert staff_client.post("/api/v1/models/knn/versions/1/activate", {}, format="json").status_code == 200
     for activation, hour in zip(ModelActivation.objects.order_by("id"), (9, 11, 13), strict=True):
         ModelActivation.objects.filter(pk=activation.pk).update(created_at=at(hour))
 
@@ -53,7 +53,7 @@ def test_at_answers_the_version_that_was_serving_then(api_client, three_versions
 
 def test_at_must_be_an_iso_time(api_client, three_versions):
     response = api_client.get(URL, {"at": "yesterday"})
-    assert response.status_code == 400 and "ISO" in response.json()["at"][0]
+    assert response.status_code == 400 and "ISO" in response.json()["errors"]["at"][0]
 
 
 def test_the_ledger_of_an_unknown_model_is_404(api_client):

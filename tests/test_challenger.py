@@ -65,11 +65,11 @@ def test_a_challenger_must_be_another_existing_version_and_staff_only(
     staff_client, user_client, api_client, champion_and_candidate
 ):
     active = staff_client.put(URL, data={"version": 1}, format="json")
-    assert active.status_code == 400 and "active version" in active.json()["version"][0]
+    assert active.status_code == 400 and "active version" in active.json()["errors"]["version"][0]
     missing = staff_client.put(URL, data={"version": 9}, format="json")
-    assert missing.status_code == 400 and "no version 9" in missing.json()["version"][0]
+    assert missing.status_code == 400 and "no version 9" in missing.json()["errors"]["version"][0]
     assert staff_client.put(URL, data={"version": "two"}, format="json").status_code == 400
-    assert staff_client.put(URL, data={}, format="json").json()["version"]
+    assert staff_client.put(URL, data={}, format="json").json()["errors"]["version"]
     assert staff_client.put("/api/v1/models/nope/challenger", data={"version": 2}, format="json").status_code == 404
     assert user_client.put(URL, data={"version": 2}, format="json").status_code == 403
     assert api_client.delete(URL).status_code in (401, 403)
@@ -122,7 +122,7 @@ def test_challenger_statistics_after_feedback_match_scipy(api_client, staff_clie
     ).json()
     ids = [row["prediction_id"] for row in body["predictions"]]
     for prediction_id, species in zip(ids[:45], truth[:45].tolist()):
-        response = staff_client.post(f"/api/v1/predictions/{prediction_id}/feedback", data={"species": species})
+        response = staff_client.post(f"/api/v1/predictions/{prediction_id}/feedback", data={"species": species}, format="json")
         assert response.status_code == 200, response.content
 
     stats = staff_client.get(URL).json()

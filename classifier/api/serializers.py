@@ -291,6 +291,39 @@ class ActivateRequestSerializer(serializers.Serializer):
     )
 
 
+class ChallengerRequestSerializer(serializers.Serializer):
+    version = StrictIntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="The version to shadow the champion with (not the active one)."
+    )
+
+
+class ChallengerSerializer(serializers.Serializer):
+    """The challenger's record in shadow against the champion since it was set."""
+
+    model = serializers.CharField()
+    champion_version = serializers.IntegerField(allow_null=True)
+    challenger_version = serializers.IntegerField(allow_null=True, help_text="null: no challenger is set.")
+    since = serializers.DateTimeField(allow_null=True, required=False)
+    shadow_predictions = serializers.IntegerField(required=False, help_text="Predictions it also answered.")
+    agreement = serializers.FloatField(allow_null=True, required=False, help_text="Share answered alike.")
+    labelled = serializers.IntegerField(required=False, help_text="Shadowed predictions with feedback.")
+    champion_correct = serializers.IntegerField(required=False)
+    challenger_correct = serializers.IntegerField(required=False)
+    champion_only = serializers.IntegerField(required=False, help_text="Labelled rows only the champion got right.")
+    challenger_only = serializers.IntegerField(required=False, help_text="Labelled rows only the challenger got right.")
+    test = serializers.CharField(required=False, help_text="mcnemar-exact: two-sided binomial test on those rows.")
+    p_value = serializers.FloatField(required=False)
+    recommendation = serializers.ChoiceField(
+        choices=["keep champion", "promote challenger", "not enough labels"], required=False
+    )
+
+
+class ServingAtSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    at = serializers.DateTimeField()
+    version = serializers.IntegerField(allow_null=True, help_text="null: nothing was active yet.")
+
+
 class SyncReportSerializer(serializers.Serializer):
     added = serializers.ListField(child=serializers.CharField(), help_text="New versions found on disk.")
     removed = serializers.ListField(child=serializers.CharField(), help_text="Versions whose file was deleted.")

@@ -15,6 +15,8 @@ import time
 import numpy as np
 from django.conf import settings
 from django.http import Http404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -34,8 +36,16 @@ from rest_framework.views import APIView
 from classifier import selectors
 from classifier.encoding import SPECIES, parse_one, parse_rows
 from classifier.live import live_registry
-from classifier.models import ModelVersion, Prediction
-from classifier.services import model_version_activate, prediction_feedback_record, prediction_make, registry_sync
+from classifier.models import MLModel, ModelVersion, Prediction
+from classifier.services import (
+    ChallengerInvalid,
+    model_challenger_clear,
+    model_challenger_set,
+    model_version_activate,
+    prediction_feedback_record,
+    prediction_make,
+    registry_sync,
+)
 from training.models import TrainingRun
 from training.services import TrainingConflict, TrainingQueueUnavailable, training_run_start
 
@@ -46,12 +56,15 @@ from .schema import error, errors
 from .serializers import (
     ActivateRequestSerializer,
     ActivationSerializer,
+    ChallengerRequestSerializer,
+    ChallengerSerializer,
     FeedbackRequestSerializer,
     MLModelSerializer,
     PenguinSerializer,
     PredictBatchSerializer,
     PredictionSerializer,
     PredictResponseSerializer,
+    ServingAtSerializer,
     SyncReportSerializer,
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
@@ -151,6 +164,81 @@ class MLModelViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
             return super().get_object()
         except Http404:
             raise _model_not_found(self.kwargs["name"]) from None
+
+    @extend_schema(
+        operation_id="models_challenger",
+        summary="The challenger shadowing the model: read, set (PUT) or stop (DELETE)",
+        description=(
+            "While a challenger is set, every prediction of the model (POST /classify, predict, batches) is "
+            "also scored by it and its species stored on the same log row; clients always get the champion's "
+            "answer. GET gives its record since it was set: agreement, and on the rows with feedback each "
+            "model's right answers, the exact McNemar test and a recommendation (fewer than 30 labelled rows: "
+            '"not enough labels"). Promote it with POST .../versions/<n>/activate. PUT and DELETE: staff only.'
+        ),
+        tags=["models"],
+        request=ChallengerRequestSerializer,
+        responses={200: ChallengerSerializer, **errors(400, 403, 404)},
+        methods=["GET", "PUT", "DELETE"],
+    )
+    @action(detail=True, methods=["get", "put", "delete"], permission_classes=[AllowAny])
+    def challenger(self, request, name: str):
+        if request.method != "GET" and not (request.user and request.user.is_staff):
+            self.permission_denied(request, message="Setting a challenger needs a staff user.")
+        model = self.get_object()
+        if request.method == "PUT":
+            body = ChallengerRequestSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            number = body.validated_data["version"]
+            version = model.versions.filter(number=number).first()
+            if version is None:
+                raise ValidationError({"version": [f"{model.name} has no version {number}."]})
+            try:
+                model_challenger_set(version=version, user=request.user)
+            except ChallengerInvalid as exc:
+                raise ValidationError({"version": [str(exc)]}) from None
+        elif request.method == "DELETE":
+            model_challenger_clear(model=model, user=request.user)
+        model = MLModel.objects.select_related("active_version", "challenger_version").get(pk=model.pk)
+        stats = selectors.challenger_stats(model=model) or {
+            "model": model.name,
+            "champion_version": model.active_version.number if model.active_version else None,
+            "challenger_version": None,
+        }
+        return Response(ChallengerSerializer(stats).data)
+
+    @extend_schema(
+        operation_id="models_activations",
+        summary="The ledger: every activation newest first, or what was serving at a given time",
+        description=(
+            "Each activation with its version, the version it replaced, who, when, why and the evidence "
+            "(the promotion gate's evaluation, or the challenger's record). With `?at=<ISO time>` the answer "
+            'is `{"model", "at", "version"}`: the version serving at that moment, null before the first.'
+        ),
+        tags=["models"],
+        parameters=[OpenApiParameter("at", str, description="An ISO 8601 time, e.g. 2026-05-01T10:00:00Z.")],
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="Activations",
+                serializers=[ActivationSerializer(many=True), ServingAtSerializer],
+                resource_type_field_name=None,
+            ),
+            **errors(400, 404),
+        },
+    )
+    @action(detail=True, methods=["get"], permission_classes=[AllowAny])
+    def activations(self, request, name: str):
+        model = self.get_object()
+        if "at" in request.query_params:
+            moment = parse_datetime(request.query_params["at"].strip().replace(" ", "+"))
+            if moment is None:
+                raise ValidationError({"at": ["Give an ISO 8601 time such as 2026-05-01T10:00:00Z."]})
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment, timezone.utc)
+            version = selectors.version_serving_at(model=model, at=moment)
+            data = {"model": model.name, "at": moment, "version": version.number if version else None}
+            return Response(ServingAtSerializer(data).data)
+        records = selectors.activation_list(model=model)[:500]
+        return Response(ActivationSerializer(records, many=True).data)
 
     @extend_schema(
         operation_id="models_predict",
