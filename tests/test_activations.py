@@ -24,8 +24,9 @@ def three_versions(trained_results, staff_client):
     """knn v1 live from 09:00, v2 from 11:00, v1 again (a rollback) from 13:00."""
     register_result("knn", trained_results["knn"])
     register_result("knn", trained_results["svm"], activate=False)
-    assert staff_client.post("/api/v1/models/knn/versions/2/activate", {"reason": "try svm"}, format="json").status_code == 200
-    assert staff_client.post("/api/v1/models/knn/versions/1/activate", {}, format="json").status_code == 200
+    activate = "/api/v1/models/knn/versions/{}/activate"
+    assert staff_client.post(activate.format(2), {"reason": "try svm"}, format="json").status_code == 200
+    assert staff_client.post(activate.format(1), {}, format="json").status_code == 200
     for activation, hour in zip(ModelActivation.objects.order_by("id"), (9, 11, 13), strict=True):
         ModelActivation.objects.filter(pk=activation.pk).update(created_at=at(hour))
 

@@ -122,7 +122,8 @@ def test_challenger_statistics_after_feedback_match_scipy(api_client, staff_clie
     ).json()
     ids = [row["prediction_id"] for row in body["predictions"]]
     for prediction_id, species in zip(ids[:45], truth[:45].tolist()):
-        response = staff_client.post(f"/api/v1/predictions/{prediction_id}/feedback", data={"species": species}, format="json")
+        url = f"/api/v1/predictions/{prediction_id}/feedback"
+        response = staff_client.post(url, data={"species": species}, format="json")
         assert response.status_code == 200, response.content
 
     stats = staff_client.get(URL).json()
