@@ -214,7 +214,7 @@ class VersionSerializer(serializers.ModelSerializer):
             "model", "number", "status", "source", "algorithm", "estimator", "params", "metrics",
             "sha256", "size_bytes", "artifact_path", "runtime", "runtime_reason", "classes", "feature_names",
             "library_versions", "dataset", "n_train", "n_test", "training_seconds", "broken_reason",
-            "triggered_by", "created_by", "activation_note", "created_at", "live_accuracy",
+            "triggered_by", "created_by", "activation_note", "evaluation", "created_at", "live_accuracy",
         ]  # fmt: skip
 
     @extend_schema_field(LiveAccuracySerializer)
@@ -412,11 +412,22 @@ class TrainingRunCreateSerializer(serializers.Serializer):
         required=False, default=0.2, min_value=0.05, max_value=0.5, help_text="Held-out share, 0.05 to 0.5."
     )
     seed = StrictIntegerField(required=False, default=42, min_value=0, max_value=MAX_SEED)
-    activate = serializers.ChoiceField(
-        choices=["policy", "never", "force"],
+    split_seed = StrictIntegerField(
         required=False,
-        default="policy",
-        help_text="policy: activate unless test F1 drops by more than PENGUIN_PROMOTION_MARGIN; never; force.",
+        default=42,
+        min_value=0,
+        max_value=MAX_SEED,
+        help_text="Decides, with the data, which rows are held out; seed only changes the estimator.",
+    )
+    activate = serializers.ChoiceField(
+        choices=["not_worse", "better", "force", "never", "policy"],
+        required=False,
+        default="not_worse",
+        help_text=(
+            "Whether the new version replaces the champion, both scored on the same held-out rows: not_worse "
+            "(unless significantly worse, exact McNemar p <= 0.05), better (only if significantly better), "
+            "force, never. policy is the old name of not_worse."
+        ),
     )
 
 
@@ -429,8 +440,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = [
-            "id", "status", "model_name", "algorithm", "params", "test_size", "seed", "activation", "error",
-            "queued_at", "started_at", "finished_at", "duration_seconds", "attempts", "version", "activated",
+            "id", "status", "model_name", "algorithm", "params", "test_size", "seed", "split_seed", "activation",
+            "error", "queued_at", "started_at", "finished_at", "duration_seconds", "attempts", "version", "identical",
+            "activated",
             "activation_note", "trigger", "triggered_by",
         ]  # fmt: skip
         read_only_fields = fields

@@ -166,19 +166,34 @@ class MLModelViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
             raise _model_not_found(self.kwargs["name"]) from None
 
     @extend_schema(
-        operation_id="models_challenger",
-        summary="The challenger shadowing the model: read, set (PUT) or stop (DELETE)",
+        methods=["GET"],
+        operation_id="models_challenger_read",
+        summary="The challenger shadowing the model, and its record against the champion",
         description=(
             "While a challenger is set, every prediction of the model (POST /classify, predict, batches) is "
             "also scored by it and its species stored on the same log row; clients always get the champion's "
-            "answer. GET gives its record since it was set: agreement, and on the rows with feedback each "
-            "model's right answers, the exact McNemar test and a recommendation (fewer than 30 labelled rows: "
-            '"not enough labels"). Promote it with POST .../versions/<n>/activate. PUT and DELETE: staff only.'
+            "answer. Its record since it was set: agreement, and on the rows with feedback each model's right "
+            'answers, the exact McNemar test and a recommendation (fewer than 30 labelled rows: "not enough '
+            'labels"). `challenger_version` is null when none is set. Promote it with POST .../versions/<n>/activate.'
         ),
+        tags=["models"],
+        responses={200: ChallengerSerializer, **errors(404)},
+    )
+    @extend_schema(
+        methods=["PUT"],
+        operation_id="models_challenger_set",
+        summary="Shadow the model's predictions with another of its versions (staff)",
         tags=["models"],
         request=ChallengerRequestSerializer,
         responses={200: ChallengerSerializer, **errors(400, 403, 404)},
-        methods=["GET", "PUT", "DELETE"],
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        operation_id="models_challenger_clear",
+        summary="Stop shadowing the model's predictions (staff)",
+        tags=["models"],
+        request=None,
+        responses={200: ChallengerSerializer, **errors(403, 404)},
     )
     @action(detail=True, methods=["get", "put", "delete"], permission_classes=[AllowAny])
     def challenger(self, request, name: str):
@@ -221,6 +236,7 @@ class MLModelViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
                 component_name="Activations",
                 serializers=[ActivationSerializer(many=True), ServingAtSerializer],
                 resource_type_field_name=None,
+                many=False,
             ),
             **errors(400, 404),
         },
@@ -595,7 +611,8 @@ RUN_EXAMPLE = {
     "params": {"n_neighbors": 7},
     "test_size": 0.2,
     "seed": 42,
-    "activation": "policy",
+    "split_seed": 42,
+    "activation": "not_worse",
     "error": "",
     "queued_at": "2025-05-01T12:00:00Z",
     "started_at": None,
@@ -603,6 +620,7 @@ RUN_EXAMPLE = {
     "duration_seconds": None,
     "attempts": 0,
     "version": None,
+    "identical": False,
     "activated": False,
     "activation_note": "",
     "trigger": "api",
@@ -691,6 +709,7 @@ class TrainingRunViewSet(
                 model_name=data.get("name") or None,
                 test_size=data["test_size"],
                 seed=data["seed"],
+                split_seed=data["split_seed"],
                 activation=data["activate"],
                 trigger=TrainingRun.Trigger.API,
                 user=request.user,
