@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv lint format bench worker clean stack-check
+.PHONY: run test test-fast venv lint format bench worker clean stack-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+
+# The edit loop: everything but the tests marked slow (live stacks, workers, load).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -45,9 +50,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 # docker-compose.yml's own commands against the local PostgreSQL and Redis (DATABASE_URL,
-# CELERY_BROKER_URL), then the README's tour over HTTP; tests/test_stack.py runs it in CI.
+# CELERY_BROKER_URL), then the README's tour over HTTP; part of `make test` too.
 stack-check: $(STAMP)
-	$(BIN)/python scripts/stack_check.py
+	$(BIN)/python -m pytest tests/test_stack.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -27,9 +27,7 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,14 +36,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from loadgen import LoadResult, request_once, run_load  # noqa: E402
 
-from classifier.encoding import EXAMPLES  # noqa: E402
+from core.encoding import EXAMPLES  # noqa: E402
+from tests.support.postgres import database_recreate as support_database_recreate  # noqa: E402
+from tests.support.service import LiveServer, gunicorn  # noqa: E402
 
-PORTS = {"django": 18601, "bare": 18602, "old": 18603, "django-relaxed": 18604}
 # What each server is, for the tables' notes.
 SERVERS = {
     "django": "the service: DRF view, validation, rate-limit count in Redis, one durable INSERT per answer",
@@ -55,6 +53,7 @@ SERVERS = {
     "old": "the earlier service's pattern: unpickle the model file on every request, scikit-learn predict",
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
+KINDS = ("django", "bare", "old", "django-relaxed")
 SECTIONS = ("training", "compute", "single", "memory", "batch", "scale")
 ADELIE = EXAMPLES["Adelie"]
 TARGETS: list[tuple[str, str, bool | None]] = []  # (target, measured, met)
@@ -86,38 +85,11 @@ def target(name: str, measured: str, met: bool | None) -> None:
 # --- the database and the environment ---------------------------------------------------------
 
 
-def admin_connection(url: str):
-    import psycopg2
-
-    parts = urlparse(url)
-    connection = psycopg2.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=parts.username or "postgres",
-        password=parts.password or None,
-        dbname="postgres",
-        connect_timeout=5,
-    )
-    connection.autocommit = True
-    return connection
-
-
 def database_recreate(url: str, *, drop_only: bool = False) -> None:
     name = urlparse(url).path.lstrip("/")
     if not name.startswith("penguin_bench"):
         raise SystemExit(f"refusing to drop database {name!r}: the bench only uses databases named penguin_bench*")
-    connection = admin_connection(url)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                [name],
-            )
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            if not drop_only:
-                cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        connection.close()
+    support_database_recreate(url, drop_only=drop_only)
 
 
 def redis_url() -> str:
@@ -159,48 +131,18 @@ def bench_environment(database_url: str, artifacts_dir: Path, cache_url: str) ->
 
 
 class Server:
-    """A gunicorn master started by the bench (production config), stopped by its pid."""
+    """A gunicorn master (production config) started through tests/support, with what the bench reads off it."""
 
-    def __init__(self, kind: str, env: dict[str, str], logs: Path, manifest: Path | None = None) -> None:
+    def __init__(self, kind: str, live: LiveServer) -> None:
         self.kind = kind
-        self.port = PORTS[kind]
         self.django = kind.startswith("django")
-        app = "penguinsite.wsgi" if self.django else "bare_app:application"
-        env = dict(env, GUNICORN_BIND=f"127.0.0.1:{self.port}")
-        if kind == "django-relaxed":
-            env.update(PENGUIN_LOG_SYNC_COMMIT="0", DATABASE_CONN_HEALTH_CHECKS="0")
-        if not self.django:
-            env.update(BENCH_MODE=kind, BENCH_MANIFEST=str(manifest))
-            env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'bench'}"
-        self.log_path = logs / f"gunicorn-{kind}.log"
-        self._log = open(self.log_path, "wb")
-        command = [str(BIN / "gunicorn"), app, "-c", str(REPO / "penguinsite" / "gunicorn.conf.py")]
-        command += ["--bind", f"127.0.0.1:{self.port}"]
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        path = "/healthz" if self.django else "/"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                tail = self.log_path.read_text()[-3000:]
-                raise SystemExit(f"gunicorn ({self.kind}) exited; see {self.log_path}:\n{tail}")
-            try:
-                request_once(self.port, "GET", path, timeout=2)
-            except OSError:
-                time.sleep(0.2)
-                continue
-            if len(self.workers()) >= 1:
-                return
-        raise SystemExit(f"gunicorn ({self.kind}) did not answer within {timeout:.0f} s; see {self.log_path}")
+        self.live = live
+        self.port = live.port
+        self.process = live.process
+        self.log_path = live.log
 
     def workers(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return [int(pid) for pid in children.read_text().split()]
-        except OSError:
-            return []
+        return self.live.workers()
 
     def worker_rss_mb(self) -> list[float]:
         sizes = []
@@ -217,24 +159,26 @@ class Server:
         """CPU time (user + system) used so far by each worker, and by each database session."""
         return cpu_by_pid(self.workers()), cpu_by_pid(database_backend_pids() if self.django else [])
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
-
 
 @contextmanager
 def serving(kind: str, env: dict[str, str], logs: Path, manifest: Path | None = None):
-    server = Server(kind, env, logs, manifest)
-    try:
-        yield server
-    finally:
-        server.stop()
+    django = kind.startswith("django")
+    env = dict(env)
+    if kind == "django-relaxed":
+        env.update(PENGUIN_LOG_SYNC_COMMIT="0", DATABASE_CONN_HEALTH_CHECKS="0")
+    if not django:
+        env.update(BENCH_MODE=kind, BENCH_MANIFEST=str(manifest))
+        env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'bench'}"
+    with gunicorn(
+        env,
+        app="penguinsite.wsgi" if django else "bare_app:application",
+        workers=None,  # what penguinsite/gunicorn.conf.py says, as in production
+        threads=None,
+        ready_path="/healthz" if django else "/",
+        ready_status=200 if django else None,
+        log=logs / f"gunicorn-{kind}.log",
+    ) as live:
+        yield Server(kind, live)
 
 
 def warm(server: Server, names: list[str], body: bytes, rounds: int = 40) -> None:
@@ -276,12 +220,12 @@ def section_training(names: list[str]) -> None:
     import matplotlib
     from sklearn.model_selection import train_test_split
 
+    from classifier.estimators import inspect_estimator
     from classifier.onnx_runtime import onnx_export
-    from classifier.serving import inspect_estimator
+    from core.datasets import dataset_load
     from training.catalogue import algorithm_get
-    from training.datasets import dataset_load
     from training.models import TrainingRun
-    from training.services import training_run_start
+    from training.start import training_run_start
     from training.trainer import train
 
     matplotlib.use("Agg")
@@ -599,7 +543,7 @@ def section_batch(names: list[str], env, logs, results: dict) -> None:
 
     from classifier.artifacts import absolute
     from classifier.models import ModelVersion
-    from training.datasets import dataset_load
+    from core.datasets import dataset_load
 
     dataset = dataset_load(REPO / "data" / "penguins.csv")
     features = dataset.features()
@@ -675,11 +619,11 @@ def section_batch(names: list[str], env, logs, results: dict) -> None:
 
 def batch_breakdown(body: bytes, name: str) -> None:
     """Where a 10,000-row batch's time goes: each step of the request path, timed in-process."""
-    from classifier.encoding import SPECIES, parse_rows
-    from classifier.live import live_registry
     from classifier.models import Prediction
-    from classifier.services import prediction_log
+    from classifier.services.predictions import prediction_log
     from classifier.serving import load_entry
+    from classifier.serving_registry import live_registry
+    from core.encoding import SPECIES, parse_rows
 
     entry = live_registry.entry(name)
     model = load_entry(entry)
@@ -828,7 +772,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--keep", action="store_true", help="keep the penguin_bench database and artifacts")
     parser.add_argument("--models", nargs="*", help="single/batch: only these models")
-    parser.add_argument("--servers", nargs="*", choices=tuple(PORTS), default=list(PORTS), help="single: servers")
+    parser.add_argument("--servers", nargs="*", choices=KINDS, default=list(KINDS), help="single: servers")
     args = parser.parse_args()
     sections = set(args.only or SECTIONS)
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)

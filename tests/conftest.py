@@ -1,32 +1,20 @@
-"""Shared fixtures: a private artifacts folder per test, trained models, API clients, users."""
+"""Shared fixtures: a private artifacts folder per test, trained models, API clients, users, a broker.
+
+Helpers and example data live in ``tests/support/``; test modules import them from there,
+never from each other or from this file.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
-from classifier.encoding import EXAMPLES
-from classifier.live import live_registry
 from classifier.serving import loaded_cache
-
-from .servers import live_stack  # noqa: F401  (session fixture: gunicorn + private PostgreSQL and Redis)
-
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "data" / "penguins.csv"
-DATA_V1 = REPO / "data" / "penguins_v1.csv"
-
-ADELIE, CHINSTRAP, GENTOO = (EXAMPLES[name] for name in ("Adelie", "Chinstrap", "Gentoo"))
-
-
-def uses_postgres() -> bool:
-    return django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-
-
-def broker_url() -> str:
-    return os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or ""
+from classifier.serving_registry import live_registry
+from tests.support import service
+from tests.support.data import DATA
+from tests.support.models import broker_url, register_result, uses_postgres
 
 
 def pytest_collection_modifyitems(config, items):
@@ -60,25 +48,12 @@ def artifacts_dir(tmp_path, settings):
 @pytest.fixture(scope="session")
 def trained_results():
     """The five default algorithms trained once per session (no database involved)."""
+    from core.datasets import dataset_load
     from training.catalogue import CATALOGUE
-    from training.datasets import dataset_load
     from training.trainer import train
 
     dataset = dataset_load(DATA)
     return {name: train(algorithm=name, dataset=dataset) for name in CATALOGUE}
-
-
-def register_result(name: str, result, *, activate: bool = True):
-    from classifier.services import model_version_register
-    from training.services import new_version_info
-
-    return model_version_register(
-        model_name=name,
-        pipeline=result.pipeline,
-        info=new_version_info(result),
-        activate=activate,
-        triggered_by="test fixture",
-    )
 
 
 @pytest.fixture
@@ -110,9 +85,42 @@ def staff_user(db, django_user_model):
 
 
 @pytest.fixture
+def user_client(user):
+    """An API client signed in as a user who is not staff."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
 def staff_client(staff_user):
     from rest_framework.test import APIClient
 
     client = APIClient()
     client.force_authenticate(staff_user)
     return client
+
+
+@pytest.fixture
+def with_broker(settings, monkeypatch):
+    """A broker is configured: runs are queued for a worker. The sends are recorded here, not made."""
+    from training import tasks
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent: list[dict] = []
+    monkeypatch.setattr(tasks.train_model_task, "apply_async", lambda *args, **kwargs: sent.append(kwargs))
+    return sent
+
+
+@pytest.fixture(scope="session")
+def live_stack():
+    """One live service for the whole session (gunicorn, private PostgreSQL and Redis): ``knn``
+    trained, a staff user with a token.
+
+    Tests that use it must leave it serving (a test that stops PostgreSQL starts it again)
+    and must not rely on what other tests trained; each trains its own model names.
+    """
+    with service.live_stack() as stack:
+        yield stack

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from classifier.models import ModelActivation
-
-from .conftest import register_result
+from tests.support.models import register_result
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +69,7 @@ def test_activating_the_active_version_again_changes_nothing(staff_client, knn_m
 
 
 def test_a_trained_version_activated_by_the_gate_carries_its_evaluation_in_the_ledger(staff_client):
-    from training.services import training_run_start
+    from training.start import training_run_start
 
     training_run_start(algorithm="knn")
     training_run_start(algorithm="knn", params={"n_neighbors": 7})

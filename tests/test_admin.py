@@ -14,11 +14,10 @@ from django.utils.http import urlencode
 
 from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
 from classifier.paginators import EstimatedCountPaginator
+from tests.support.models import uses_postgres
 from training.models import TrainingRun
-from training.services import training_run_create, training_run_start
-from training.tasks import train_model_task
-
-from .conftest import uses_postgres
+from training.services.runs import training_run_create
+from training.start import training_run_start
 
 pytestmark = pytest.mark.django_db
 
@@ -37,14 +36,6 @@ def messages_of(response) -> list[str]:
 def trained_knn():
     """knn v1 trained through the service (so it has its confusion-matrix picture)."""
     return training_run_start(algorithm="knn").version
-
-
-@pytest.fixture
-def sent(monkeypatch, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    calls: list[dict] = []
-    monkeypatch.setattr(train_model_task, "apply_async", lambda **kwargs: calls.append(kwargs))
-    return calls
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -70,7 +61,7 @@ def test_a_models_page_lists_its_versions_and_the_active_metrics(admin_client, t
     assert '?model_name=knn">2 run(s)</a>' in page  # both runs, linked
 
 
-def test_retrain_selected_queues_a_run_and_says_so(admin_client, admin_user, trained_knn, sent):
+def test_retrain_selected_queues_a_run_and_says_so(admin_client, admin_user, trained_knn, with_broker):
     response = admin_client.post(
         MODELS, {"action": "retrain_selected", "_selected_action": [trained_knn.model_id]}, follow=True
     )

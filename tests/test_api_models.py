@@ -6,20 +6,12 @@ import json
 import pickle
 
 import pytest
-from rest_framework.test import APIClient
 
 from classifier.models import ModelActivation, Prediction
-
-from .conftest import ADELIE, GENTOO, register_result
+from tests.support.data import ADELIE, GENTOO
+from tests.support.models import register_result
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def user_client(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def post(client, url, body=None):

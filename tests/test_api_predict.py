@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from classifier.models import Prediction
-
-from .conftest import ADELIE, CHINSTRAP, DATA, GENTOO, register_result, uses_postgres
+from tests.support.data import ADELIE, CHINSTRAP, DATA, GENTOO, random_penguins
+from tests.support.models import register_result, uses_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -22,25 +21,6 @@ def predict(client, name, body, *, query: str = "", slash: str = ""):
     return client.post(
         f"/api/v1/models/{name}/predict{slash}{query}", data=json.dumps(body), content_type="application/json"
     )
-
-
-def random_penguins(count: int, seed: int = 7) -> list[dict]:
-    """Plausible penguins (all fields in range), some with island and sex given by name."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(count):
-        rows.append(
-            {
-                "island": rng.choice([1, 2, 3, "Biscoe", "dream"]),
-                "bill_length_mm": round(rng.uniform(32, 60), 1),
-                "bill_depth_mm": round(rng.uniform(13, 21), 1),
-                "flipper_length_mm": rng.randint(172, 231),
-                "body_mass_g": rng.randint(2700, 6300),
-                "sex": rng.choice([0, 1, "female", "MALE"]),
-                "year": rng.choice([2007, 2008, 2009]),
-            }
-        )
-    return rows
 
 
 def test_predict_one_penguin_answers_species_probabilities_and_the_logged_id(api_client, knn_model):
@@ -172,7 +152,7 @@ def test_predict_with_an_unknown_model_is_404_before_the_rows_are_checked(api_cl
 
 
 def test_a_model_without_predict_proba_says_so_with_409_and_logs_nothing(api_client, db):
-    from training.datasets import dataset_load
+    from core.datasets import dataset_load
     from training.trainer import train
 
     result = train(algorithm="svm", dataset=dataset_load(DATA), params={"probability": False})

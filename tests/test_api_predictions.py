@@ -8,21 +8,12 @@ from urllib.parse import urlencode
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from classifier.models import Prediction
-
-from .conftest import ADELIE, CHINSTRAP, GENTOO, register_result
-from .test_api_predict import random_penguins
+from tests.support.data import ADELIE, CHINSTRAP, GENTOO, random_penguins
+from tests.support.models import register_result
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def user_client(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def predict(client, name, rows, query=""):

@@ -31,24 +31,8 @@ RUN_FIELDS = {
 }
 
 
-@pytest.fixture
-def user_client(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def start(client, body, slash="/"):
     return client.post(f"/api/v1/training-runs{slash}", data=body, format="json")
-
-
-@pytest.fixture
-def with_broker(settings, monkeypatch):
-    """A broker is configured: runs are queued for a worker (the send is recorded, not made)."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    sent: list[dict] = []
-    monkeypatch.setattr(tasks.train_model_task, "apply_async", lambda *args, **kwargs: sent.append(kwargs))
-    return sent
 
 
 def test_without_a_broker_a_run_trains_before_the_answer_and_reports_its_version(staff_client):

@@ -9,10 +9,10 @@ import pytest
 from scipy.stats import binomtest
 
 from classifier.models import MLModel, ModelActivation, Prediction
-from training.datasets import dataset_load
+from core.datasets import dataset_load
+from tests.support.data import ADELIE, CHINSTRAP, DATA, GENTOO
+from tests.support.models import register_result
 from training.trainer import train
-
-from .conftest import ADELIE, CHINSTRAP, DATA, GENTOO, register_result
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_every_door_logs_the_challengers_answer_and_answers_with_the_champion(ap
     assert rows.count() == 1 + 1 + 12
     assert {row.version_id for row in rows} == {champion.pk}
     assert {row.challenger_version_id for row in rows} == {challenger.pk}
-    from classifier.encoding import FIELDS
+    from core.encoding import FIELDS
 
     matrix = np.array([[row.inputs[name] for name in FIELDS] for row in rows], dtype=float)
     assert [row.challenger_species_id for row in rows] == weak_knn.pipeline.predict(matrix).tolist()
@@ -109,7 +109,7 @@ def test_without_a_challenger_nothing_is_shadowed(api_client, staff_client, shad
 def test_challenger_statistics_after_feedback_match_scipy(api_client, staff_client, shadowed):
     dataset = dataset_load(DATA)
     frame = dataset.frame.sample(60, random_state=3)
-    from classifier.encoding import FIELDS
+    from core.encoding import FIELDS
 
     features = dataset.features()[frame.index]
     truth = dataset.target()[frame.index]

@@ -1,4 +1,4 @@
-"""The earlier service's HTTP contract: GET /models and POST /classify/<name> (CONTRACT §6.1)."""
+"""The earlier service's HTTP contract: GET /models and POST /classify/<name>."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ import csv
 import json
 import pickle
 
-import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from classifier.models import ModelVersion, Prediction
-
-from .conftest import ADELIE, CHINSTRAP, DATA, DATA_V1, GENTOO
+from tests.support.data import ADELIE, CHINSTRAP, DATA, GENTOO, legacy_pickle
 
 pytestmark = pytest.mark.django_db
 
@@ -197,35 +193,9 @@ def test_a_dropped_in_pickle_serves_without_restart_and_deleting_it_withdraws_it
     assert classify(client, "forest", GENTOO).status_code == 404
 
 
-def _legacy_pickle():
-    """A pipeline as the earlier service made them: 9 unnamed features, v1 class codes."""
-    rows = list(csv.DictReader(open(DATA_V1, newline="")))
-    features = np.array(
-        [
-            [
-                float(r["island"]),
-                float(r["bill_length_mm"]),
-                float(r["bill_depth_mm"]),
-                float(r["flipper_length_mm"]),
-                float(r["body_mass_g"]),
-                float(r["sex"]),
-                float(r["year"]),
-                float(r["bill_length_mm"]) / float(r["bill_depth_mm"]),
-                float(r["body_mass_g"]) / 1000,
-            ]
-            for r in rows
-        ]
-    )
-    target = np.array([int(r["species"]) for r in rows])
-    pipeline = Pipeline(
-        [("scaler", StandardScaler()), ("clf", RandomForestClassifier(n_estimators=20, random_state=1))]
-    )
-    return pipeline.fit(features, target)
-
-
 @pytest.mark.parametrize(("body", "species"), [(ADELIE, "Adelie"), (CHINSTRAP, "Chinstrap"), (GENTOO, "Gentoo")])
 def test_a_legacy_nine_feature_pickle_answers_the_true_species(client, db, artifacts_dir, body, species):
-    _drop(artifacts_dir, "legacy", _legacy_pickle())
+    _drop(artifacts_dir, "legacy", legacy_pickle())
     response = classify(client, "legacy", body)
     assert response.status_code == 200, response.content
     assert response.json() == {"model": "legacy", "species_id": SPECIES_IDS[species], "species_name": species}

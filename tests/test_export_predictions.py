@@ -14,8 +14,8 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
 from classifier.models import Prediction
-
-from .conftest import ADELIE, CHINSTRAP, GENTOO, register_result
+from tests.support.data import ADELIE, CHINSTRAP, GENTOO
+from tests.support.models import register_result
 
 pytestmark = pytest.mark.django_db
 

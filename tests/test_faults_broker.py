@@ -13,11 +13,11 @@ import pytest
 from kombu import pools
 
 from classifier.models import Prediction
+from tests.support.data import ADELIE
+from tests.support.redis import private_redis
 from training.models import TrainingRun
-from training.services import TrainingQueueUnavailable, training_run_start
-
-from .conftest import ADELIE
-from .servers import private_redis
+from training.services.runs import TrainingQueueUnavailable
+from training.start import training_run_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

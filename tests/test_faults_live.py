@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from .conftest import ADELIE
-from .servers import Answer, Clients, Stack, http, wait_for
+from tests.support.data import ADELIE
+from tests.support.http import Answer, Clients, http
+from tests.support.processes import wait_for
+from tests.support.service import Stack
 
 pytestmark = pytest.mark.slow
 

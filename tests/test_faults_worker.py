@@ -13,8 +13,10 @@ import signal
 
 import pytest
 
-from .conftest import ADELIE
-from .servers import Stack, celery_worker, children_of, http, manage, wait_for
+from tests.support.data import ADELIE
+from tests.support.http import http
+from tests.support.processes import children_of, wait_for
+from tests.support.service import Stack, celery_worker, manage
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +24,7 @@ SLOW_FOREST = ("randomforest", "--param", "n_estimators=5000", "--param", "max_d
 
 
 def worker_env(stack: Stack, **overrides: str) -> dict[str, str]:
-    return {**stack.env, "CELERY_TASK_DEFAULT_QUEUE": "h7-worker-faults", **overrides}
+    return {**stack.env, "CELERY_TASK_DEFAULT_QUEUE": "faults-worker", **overrides}
 
 
 def queue(env: dict[str, str], *args: str) -> int:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.datasets import dataset_load
+from core.datasets import dataset_load
+from tests.support.data import DATA, DATA_V1
 from training.holdout import holdout_split, row_keys
 from training.models import TrainingRun
-from training.services import training_run_start
+from training.start import training_run_start
 from training.trainer import train
-
-from .conftest import DATA, DATA_V1
 
 
 def split(dataset, split_seed=42, test_size=0.2):
@@ -74,7 +73,7 @@ def test_the_version_records_its_split_and_its_rows():
 
 @pytest.mark.django_db
 def test_retraining_keeps_the_split_seed_of_the_last_run():
-    from training.services import training_run_retrain
+    from training.start import training_run_retrain
 
     training_run_start(algorithm="knn", split_seed=11)
     again = training_run_retrain(model_name="knn", trigger=TrainingRun.Trigger.COMMAND, in_process=True)

@@ -17,9 +17,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from classifier.models import MLModel, ModelVersion, Prediction
+from tests.support.data import ADELIE, DATA
 from training.models import TrainingRun
-
-from .conftest import ADELIE, DATA
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from penguinsite.logs import GunicornJsonLogger, JsonFormatter, request_id_bound
-
-from .conftest import ADELIE, CHINSTRAP, GENTOO, REPO
+from tests.support.data import ADELIE, CHINSTRAP, GENTOO, REPO
 
 
 def scrape(client) -> dict[tuple[str, frozenset], float]:
@@ -56,8 +55,8 @@ def test_metrics_count_each_prediction_by_model_version_and_species(client, knn_
 
 @pytest.mark.django_db
 def test_a_batch_is_counted_per_row_and_species(client, knn_model):
-    from classifier.encoding import parse_rows
-    from classifier.services import prediction_make
+    from classifier.predict import prediction_make
+    from core.encoding import parse_rows
 
     rows = [ADELIE] * 3 + [CHINSTRAP] * 2 + [GENTOO]
     before = scrape(client)
@@ -146,6 +145,7 @@ def test_metrics_answer_in_openmetrics_when_asked(client, db):
     assert response.content.decode().rstrip().endswith("# EOF")
 
 
+@pytest.mark.slow
 def test_metrics_from_several_processes_are_summed(tmp_path):
     """What several gunicorn workers do: each writes its own file; /metrics adds them up."""
     folder = tmp_path / "metrics"

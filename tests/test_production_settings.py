@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from tests.support.data import REPO
 
-# Warnings `check --deploy` may give with .env.example's values, and why (README,
+# Warnings `check --deploy` may give with .env.example's values, and why (docs/operations.md,
 # "Production (docker compose)"): TLS ends at the reverse proxy, which redirects http.
 JUSTIFIED = {"security.W008"}
 

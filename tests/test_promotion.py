@@ -9,12 +9,11 @@ from scipy.stats import binomtest
 from classifier.models import MLModel, ModelVersion
 from classifier.selectors import serving_entry
 from classifier.serving import load_entry
-from training.datasets import dataset_load
+from core.datasets import dataset_load
+from tests.support.data import DATA
 from training.holdout import holdout_split
 from training.models import TrainingRun
-from training.services import training_run_start
-
-from .conftest import DATA
+from training.start import training_run_start
 
 pytestmark = pytest.mark.django_db
 

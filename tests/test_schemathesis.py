@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from .servers import BIN
+from tests.support.processes import BIN
 
 pytestmark = pytest.mark.slow
 

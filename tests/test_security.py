@@ -22,16 +22,16 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from classifier.models import MLModel, ModelVersion
+from core.hashing import sha256_file
 from penguinsite.logs import JsonFormatter
+from tests.support.data import ADELIE
 from training.models import TrainingRun
-
-from .conftest import ADELIE
 
 pytestmark = pytest.mark.django_db
 
 OPEN, LOGIN, STAFF = "open", "login", "staff"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-# Open by contract (CONTRACT §6.2: "classify ... open, rate-limited"): the only open writes.
+# Open by design (classify is open and rate-limited): the only open writes.
 OPEN_WRITES = {("compat-classify", "POST"), ("api:model-predict", "POST")}
 
 POLICY: dict[tuple[str, str], str] = {
@@ -227,7 +227,7 @@ def test_no_admin_form_lets_anyone_write_a_file_path(rf, django_user_model, knn_
 
 
 def test_the_admin_refuses_posts_without_a_csrf_token(staff_user, django_user_model, trained_results):
-    from .conftest import register_result
+    from tests.support.models import register_result
 
     v1 = register_result("knn", trained_results["knn"])
     register_result("knn", trained_results["knn"])
@@ -342,7 +342,7 @@ def test_a_registry_row_cannot_make_the_service_load_a_file_outside_the_artifact
     if where == "dot-dot":
         (artifacts_dir.parent / evil.name).write_bytes(evil.read_bytes())
     ModelVersion.objects.filter(pk=knn_model.pk).update(
-        artifact_path=path, sha256=artifacts.sha256_file(evil), runtime="sklearn", onnx_path=""
+        artifact_path=path, sha256=sha256_file(evil), runtime="sklearn", onnx_path=""
     )
 
     response = Client().post("/classify/knn", ADELIE, content_type="application/json")
@@ -350,6 +350,6 @@ def test_a_registry_row_cannot_make_the_service_load_a_file_outside_the_artifact
     assert response.json()["code"] == "model_unavailable"
     assert not marker.exists(), "the pickle was loaded"
     with pytest.raises(artifacts.ArtifactError, match="is not inside the artifacts folder"):
-        artifacts.read_verified(path, artifacts.sha256_file(evil))
+        artifacts.read_verified(path, sha256_file(evil))
     knn_model.refresh_from_db()
     assert knn_model.status == "broken"

@@ -8,23 +8,8 @@ import sys
 
 import pytest
 
-from .conftest import REPO
-
-
-def start(env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "PENGUIN_"))}
-    clean.pop("DATABASE_URL", None)
-    clean.pop("CELERY_BROKER_URL", None)
-    clean.pop("REDIS_URL", None)
-    clean["DJANGO_SETTINGS_MODULE"] = "penguinsite.settings"
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
-        env={**clean, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.support.data import REPO
+from tests.support.processes import django_start as start
 
 
 @pytest.mark.parametrize(

@@ -1,338 +1,297 @@
-"""The production stack without Docker: the compose file's own commands, its shape, readiness.
+"""The production stack without Docker: docker-compose.yml's own commands, then the README's tour.
 
-- scripts/stack_check.py runs docker-compose.yml's web and worker commands against
-  PostgreSQL and Redis and drives the README's tour (always in CI);
-- /readyz turns 503 naming the broker when a Redis (private to the test) stops;
-- docker-compose.yml, the Dockerfile, .dockerignore and .env.example are read and
-  checked against the repository.
+The web service's command (migrate, bootstrap, gunicorn with penguinsite/gunicorn.conf.py)
+and the worker service's command (celery) run as compose would run them: the environment
+comes from the compose file and .env.example (secrets made up here), against the local
+PostgreSQL (a database of this module's own, dropped afterwards) and Redis (a queue of its
+own), with a private artifacts folder that web and worker share as the ``artifacts``
+volume does. Both services' healthchecks must pass. The tour then runs over HTTP.
+
+Also here: /readyz turns 503 naming the broker when a Redis of the test's own stops.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shlex
-import shutil
-import signal
+import secrets
 import socket
 import subprocess
-import sys
-import time
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
-import yaml
-from django.core.management import get_commands
 
-REPO = Path(__file__).resolve().parent.parent
-COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-SERVICES = COMPOSE["services"]
-APP_SERVICES = ("web", "worker", "notebook")
-# The helper's own ports (HELPERS.md); CI has the machine to itself.
-PORTS = range(18500, 18600)
+from tests.support.compose import (
+    command_argv,
+    compose_file,
+    environment_of,
+    healthcheck_argv,
+    interpolated,
+    read_env_file,
+)
+from tests.support.data import ADELIE, GENTOO
+from tests.support.http import Answer, http, metric_samples
+from tests.support.models import broker_url
+from tests.support.postgres import own_database
+from tests.support.processes import BIN, PYTHON, REPO, held_port, log_tail, running, wait_for
+from tests.support.redis import private_redis, redis_queue_delete
 
-
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
-def wait_until(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+# Variables of the calling environment that must not leak into the stack: it is configured
+# only by the compose file, .env.example and the local stand-ins for the containers' world.
+_STRIPPED_PREFIXES = ("DJANGO_", "PENGUIN_", "GUNICORN_", "POSTGRES_", "JUPYTER_", "CELERY_")
+_STRIPPED = {"DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"}
+_SECRETS = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "DJANGO_SUPERUSER_PASSWORD", "JUPYTER_TOKEN")
 
 
-# --- the stack, end to end -------------------------------------------------------------------
+@dataclass
+class ComposeStack:
+    url: str
+    web_env: dict[str, str]
+    web_log: Path
+    worker_log: Path
+    secrets: list[str] = field(default_factory=list)
+
+    def call(self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None) -> Answer:
+        return http(
+            method, self.url + path, body, headers={"Accept": "application/json", **(headers or {})}, timeout=30
+        )
+
+    def token(self) -> str:
+        """A token for the admin user that bootstrap created, as an operator would make one."""
+        username = self.web_env.get("DJANGO_SUPERUSER_USERNAME") or "admin"
+        result = subprocess.run(
+            [PYTHON, "manage.py", "drf_create_token", username],
+            cwd=REPO,
+            env=self.web_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        match = re.search(r"Generated token (\w+) for user", result.stdout)
+        assert result.returncode == 0 and match, result.stderr[-2000:]
+        self.secrets.append(match.group(1))
+        return match.group(1)
+
+    def metrics(self) -> list[tuple[str, dict[str, str], float]]:
+        answer = self.call("GET", "/metrics")
+        assert answer.status == 200, answer.status
+        return metric_samples(answer.body.decode())
 
 
+def _total(samples, name: str, **labels: str) -> float:
+    return sum(
+        value
+        for sample_name, sample_labels, value in samples
+        if sample_name == name and all(sample_labels.get(key) == wanted for key, wanted in labels.items())
+    )
+
+
+def _environments(compose: dict, *, database_url: str, redis_url: str, port: int, folder: Path, queue: str):
+    """web's and worker's environments: calling env (cleaned) + .env + compose + local stand-ins."""
+    dotenv = read_env_file()
+    for name in _SECRETS:
+        dotenv[name] = secrets.token_urlsafe(32).replace("-", "x").replace("_", "y")
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _STRIPPED and not key.startswith(_STRIPPED_PREFIXES)
+    }
+    local = {
+        # The containers' hosts, volumes and port, as they exist on this machine.
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "PENGUIN_ARTIFACTS_DIR": str(folder / "artifacts"),
+        "PENGUIN_VAR_DIR": str(folder / "var"),
+        "DJANGO_STATIC_ROOT": str(folder / "static"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        # Beside the test suite's own workers on the same Redis database.
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        # A container's HOSTNAME is its host name; the worker healthcheck relies on it.
+        "HOSTNAME": socket.gethostname(),
+        # `python`, `gunicorn` and `celery` resolve to this virtualenv, as to /opt/venv in the image.
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    envs = [
+        {**base, **dotenv, **interpolated(environment_of(compose["services"][name]), {**dotenv, **base}), **local}
+        for name in ("web", "worker")
+    ]
+    return dotenv, envs[0], envs[1]
+
+
+def _passes(argv: list[str], env: dict[str, str]) -> bool:
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def compose_stack() -> Iterator[ComposeStack]:
+    compose = compose_file()
+    services = compose["services"]
+    server = os.environ["DATABASE_URL"]
+    database = f"{urlparse(server).path.lstrip('/') or 'penguin'}_stack"
+    queue = f"stack-{uuid.uuid4().hex[:8]}"
+    with (
+        tempfile.TemporaryDirectory(prefix="penguin-test-compose-") as tmp,
+        held_port() as port,
+        own_database(server, database) as database_url,
+    ):
+        folder = Path(tmp)
+        dotenv, web_env, worker_env = _environments(
+            compose, database_url=database_url, redis_url=broker_url(), port=port, folder=folder, queue=queue
+        )
+        stack = ComposeStack(
+            url=f"http://127.0.0.1:{port}",
+            web_env=web_env,
+            web_log=folder / "web.log",
+            worker_log=folder / "worker.log",
+            secrets=[dotenv[name] for name in _SECRETS],
+        )
+        web_argv = interpolated(command_argv(services["web"]["command"]), dotenv)
+        worker_argv = interpolated(command_argv(services["worker"]["command"]), dotenv)
+        try:
+            with running(web_argv, env=web_env, log=stack.web_log, stop_timeout=40) as web:
+
+                def web_ready() -> bool:
+                    assert web.poll() is None, f"web exited with {web.returncode}:\n{log_tail(stack.web_log)}"
+                    return stack.call("GET", "/readyz").status == 200
+
+                # The first start migrates and trains the default models before gunicorn listens.
+                wait_for(web_ready, timeout=600, what="web to answer /readyz", interval=1.0)
+                web_health = healthcheck_argv(interpolated(services["web"]["healthcheck"]["test"], dotenv))
+                assert _passes(web_health, web_env), f"web healthcheck failed: {web_health}"
+
+                with running(worker_argv, env=worker_env, log=stack.worker_log, stop_timeout=60) as worker:
+                    worker_health = healthcheck_argv(interpolated(services["worker"]["healthcheck"]["test"], dotenv))
+
+                    def worker_healthy() -> bool:
+                        assert worker.poll() is None, f"worker exited:\n{log_tail(stack.worker_log)}"
+                        return _passes(worker_health, worker_env)
+
+                    wait_for(worker_healthy, timeout=180, what="the worker healthcheck", interval=1.0)
+                    yield stack
+        finally:
+            redis_queue_delete(broker_url(), queue)
+
+
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
-@pytest.mark.slow
-def test_compose_commands_serve_the_readme_tour_on_postgres_and_redis():
-    from tests.conftest import broker_url
+def test_compose_commands_serve_the_readme_tour(compose_stack):
+    stack = compose_stack
+    before = stack.metrics()
+    predictions = 0
 
-    command = [
-        sys.executable,
-        str(REPO / "scripts" / "stack_check.py"),
-        "--database-url",
-        os.environ["DATABASE_URL"],
-        "--redis-url",
-        broker_url(),
-        "--port-range",
-        f"{PORTS.start}-{PORTS.stop - 1}",
-        "--timeout",
-        "840",
-    ]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        output, _ = process.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)  # the script stops what it started, then exits
-        output, _ = process.communicate(timeout=150)
-    assert process.returncode == 0, output
-    assert "STACK CHECK OK" in output
+    answer = stack.call("GET", "/models")
+    assert answer.status == 200, answer.body
+    names = [model["name"] for model in answer.json()["available_models"]]
+    assert "knn" in names and "randomforest" in names
+
+    request_id = f"tour-{uuid.uuid4().hex[:8]}"
+    answer = stack.call("POST", "/classify/knn", GENTOO, headers={"X-Request-ID": request_id})
+    assert answer.status == 200, answer.body
+    assert answer.json() == {"model": "knn", "species_id": 3, "species_name": "Gentoo"}
+    assert answer.headers["x-request-id"] == request_id
+    first_version = answer.headers["x-model-version"]
+    predictions += 1
+
+    answer = stack.call("POST", "/classify/randomforest", ADELIE)
+    assert answer.status == 200 and answer.json()["species_name"] == "Adelie", answer.body
+    assert len(answer.headers.get("x-request-id", "")) >= 16  # generated when the client sends none
+    predictions += 1
+
+    answer = stack.call("POST", "/classify/knn", {**ADELIE, "island": 4})
+    assert answer.status == 400 and "island" in answer.json()["errors"], answer.body
+    answer = stack.call("POST", "/classify/nope", ADELIE)
+    assert answer.status == 404 and "GET /models" in answer.json()["detail"], answer.body
+
+    answer = stack.call("POST", "/api/v1/training-runs/", {"algorithm": "knn", "params": {}})
+    assert answer.status in (401, 403), answer.body
+    auth = {"Authorization": f"Token {stack.token()}"}
+    answer = stack.call("POST", "/api/v1/training-runs/", {"algorithm": "knn", "params": {}}, headers=auth)
+    assert answer.status == 202, answer.body
+    run_id = answer.json()["id"]
+
+    def run_finished() -> dict | None:
+        detail = stack.call("GET", f"/api/v1/training-runs/{run_id}/", headers=auth)
+        assert detail.status == 200, detail.body
+        return detail.json() if detail.json()["status"] in ("succeeded", "failed") else None
+
+    run = wait_for(run_finished, timeout=300, what=f"training run {run_id} in the worker", interval=0.5)
+    assert run["status"] == "succeeded", f"{run['error']}\n{log_tail(stack.worker_log)}"
+
+    def new_version_serves() -> str | None:
+        nonlocal predictions
+        answer = stack.call("POST", "/classify/knn", GENTOO)
+        assert answer.status == 200, answer.body
+        predictions += 1
+        version = answer.headers["x-model-version"]
+        return version if version != first_version else None
+
+    new_version = wait_for(new_version_serves, timeout=60, what="the new knn version to serve", interval=0.2)
+    assert all(stack.call("GET", "/readyz").status == 200 for _ in range(5))
+
+    after = stack.metrics()
+    counted = _total(after, "penguin_predictions_total") - _total(before, "penguin_predictions_total")
+    assert counted == predictions
+    assert _total(after, "penguin_predictions_total", model="knn", version=new_version) >= 1
+    assert _total(after, "penguin_training_runs", status="succeeded") >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_compose_services_log_json_lines_with_the_request_id_and_no_secret(compose_stack):
+    stack = compose_stack
+    request_id = f"logs-{uuid.uuid4().hex[:8]}"
+    answer = stack.call("POST", "/classify/knn", GENTOO, headers={"X-Request-ID": request_id})
+    assert answer.status == 200, answer.body
+    stack.token()  # a token is made, and must not be logged either
+
+    def access_line() -> dict | None:
+        lines = stack.web_log.read_text(errors="replace").splitlines()
+        start = next(i for i, line in enumerate(lines) if "Starting gunicorn" in line)
+        # From gunicorn's start on, every line is a JSON object (migrate/bootstrap print before it).
+        records = [json.loads(line) for line in lines[start:]]
+        return next(
+            (r for r in records if r.get("logger") == "gunicorn.access" and r.get("request_id") == request_id), None
+        )
+
+    access = wait_for(access_line, timeout=10, what="the access log line of the request")
+    assert access["path"] == "/classify/knn" and access["status"] == 200
+
+    web_log = stack.web_log.read_text(errors="replace")
+    worker_log = stack.worker_log.read_text(errors="replace")
+    for secret in stack.secrets:
+        assert secret not in web_log and secret not in worker_log, "a password or token appears in the logs"
+    worker_json = [line for line in worker_log.splitlines() if line.startswith("{")]
+    assert worker_json, "the worker wrote no JSON log lines"
+    for line in worker_json:
+        json.loads(line)
 
 
 # --- readiness against a Redis of the test's own ---------------------------------------------
 
 
-@pytest.fixture
-def private_redis():
-    """A redis-server on a free port, no persistence; yields (url, stop)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have redis-server to test readiness")
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def answers() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop() -> None:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
-        wait_until(lambda: not answers(), 10, "redis to stop")
-
-    try:
-        wait_until(answers, 10, "redis to answer")
-        yield f"redis://127.0.0.1:{port}/0", stop
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.mark.django_db
-def test_readyz_turns_503_naming_the_broker_when_its_redis_stops(client, settings, private_redis):
-    url, stop_redis = private_redis
-    settings.CELERY_BROKER_URL = url
+def test_readyz_turns_503_naming_the_broker_when_its_redis_stops(client, settings):
+    with private_redis() as redis:
+        settings.CELERY_BROKER_URL = redis.url
 
-    ready = client.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "artifacts": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "artifacts": "ok"}
 
-    stop_redis()
-    down = client.get("/readyz")
+        redis.stop()
+        down = client.get("/readyz")
     assert down.status_code == 503
     body = down.json()
     assert body["status"] == "unavailable"
     assert body["failed"] == ["broker"]
     assert body["checks"]["broker"].startswith("broker unreachable")
     assert body["checks"]["database"] == "ok"
-
-
-# --- docker-compose.yml ------------------------------------------------------------------------
-
-
-def _argv(node) -> list[str]:
-    if node is None:
-        return []
-    if isinstance(node, str):
-        return shlex.split(node)
-    if node and node[0] in ("CMD", "CMD-SHELL"):
-        node = node[1:]
-    return list(node)
-
-
-def _shell_words(argv: list[str]) -> list[list[str]]:
-    """Each simple command of an argv, splitting `sh -c "a && b"` into its commands."""
-    if argv[:2] == ["sh", "-c"] or (len(argv) == 1 and " " in argv[0]):
-        script = argv[-1].replace("$$", "$")
-        parts = re.split(r"&&|\|\||;|\{|\}", script)
-        return [shlex.split(part) for part in parts if part.strip()]
-    return [argv]
-
-
-def _commands(service: dict) -> list[list[str]]:
-    commands = []
-    for node in (service.get("command"), (service.get("healthcheck") or {}).get("test")):
-        commands.extend(_shell_words(_argv(node)))
-    return [words for words in commands if words]
-
-
-def _repo_path(word: str) -> Path | None:
-    """The repository file a command word names, if it names one."""
-    value = word.split("=", 1)[1] if word.startswith("--") and "=" in word else word
-    if value.startswith("/app/"):
-        return REPO / value.removeprefix("/app/")
-    if not value.startswith(("/", "-", "$")) and re.search(r"/|\.(py|txt|ipynb|yml|cfg|toml)$", value):
-        return REPO / value
-    return None
-
-
-@pytest.mark.parametrize("name", APP_SERVICES)
-def test_every_command_of_the_service_names_files_and_programs_that_exist(name):
-    from django.conf import settings as django_settings
-
-    installed = {"python", "gunicorn", "celery", "jupyter", "sh", "test", "echo", "exec", "exit"}
-    for words in _commands(SERVICES[name]):
-        if words[0] == "exec":
-            words = words[1:]
-        assert words[0] in installed, f"{name}: unknown program {words[0]!r}"
-        for word in words:
-            path = _repo_path(word)
-            if path is not None:
-                assert path.exists(), f"{name}: {word} does not exist in the repository"
-        if words[:2] == ["python", "manage.py"]:
-            assert words[2] in get_commands(), f"{name}: manage.py has no command {words[2]!r}"
-        if words[0] == "gunicorn":
-            module = words[1].split(":")[0]
-            assert (REPO / (module.replace(".", "/") + ".py")).is_file(), f"{name}: no module {module}"
-        if words[0] == "celery":
-            app = words[words.index("-A") + 1]
-            assert (REPO / app / "celery.py").is_file(), f"{name}: no Celery app in {app}/"
-    assert django_settings.ROOT_URLCONF  # settings import cleanly for get_commands()
-
-
-def test_web_runs_migrations_then_gunicorn_with_the_config_file():
-    script = " ".join(_argv(SERVICES["web"]["command"]))
-    assert re.search(
-        r"manage\.py migrate --noinput && .*exec gunicorn penguinsite\.wsgi -c penguinsite/gunicorn\.conf\.py", script
-    )
-
-
-def test_only_web_and_notebook_publish_ports():
-    publishing = {name for name, service in SERVICES.items() if service.get("ports")}
-    assert publishing == {"web", "notebook"}
-    assert SERVICES["notebook"]["profiles"] == ["notebook"]
-
-
-def test_web_and_worker_share_the_artifacts_volume():
-    def artifacts_mount(service):
-        mounts = [volume.split(":") for volume in service["volumes"]]
-        target = service["environment"]["PENGUIN_ARTIFACTS_DIR"]
-        return next(source for source, mount_point, *_ in mounts if mount_point == target)
-
-    assert artifacts_mount(SERVICES["web"]) == artifacts_mount(SERVICES["worker"]) == "artifacts"
-    assert artifacts_mount(SERVICES["notebook"]) == "artifacts"
-    assert "artifacts" in COMPOSE["volumes"]
-    assert "pgdata" in COMPOSE["volumes"] and any(v.startswith("pgdata:") for v in SERVICES["db"]["volumes"])
-
-
-def test_databases_are_postgres_16_and_redis_7_with_healthchecks():
-    assert SERVICES["db"]["image"] == "postgres:16"
-    assert "pg_isready" in " ".join(SERVICES["db"]["healthcheck"]["test"])
-    assert SERVICES["redis"]["image"] == "redis:7"
-    assert "ping" in " ".join(SERVICES["redis"]["healthcheck"]["test"])
-
-
-def test_web_and_worker_wait_for_healthy_services_and_check_their_own_health():
-    for name in ("web", "worker"):
-        assert SERVICES[name]["depends_on"]["db"]["condition"] == "service_healthy"
-        assert SERVICES[name]["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert _argv(SERVICES["web"]["healthcheck"]["test"]) == ["python", "scripts/healthcheck.py", "/readyz"]
-    assert "inspect ping" in " ".join(_argv(SERVICES["worker"]["healthcheck"]["test"]))
-
-
-def test_long_running_services_restart():
-    for name in ("db", "redis", "web", "worker"):
-        assert SERVICES[name]["restart"] == "unless-stopped", name
-
-
-def test_notebook_token_comes_from_the_environment_never_a_literal():
-    service = SERVICES["notebook"]
-    text = " ".join(_argv(service["command"]))
-    assert "token=" not in text.lower()
-    assert "JUPYTER_TOKEN" in text  # it refuses to start without one
-    assert "JUPYTER_TOKEN" not in service["environment"]  # comes from .env, not from the file
-    assert service["build"]["target"] == "notebook"
-
-
-def _env_example() -> set[str]:
-    names = set()
-    for line in (REPO / ".env.example").read_text().splitlines():
-        match = re.match(r"#?\s*([A-Z][A-Z0-9_]+)=", line.strip())
-        if match:
-            names.add(match.group(1))
-    return names
-
-
-def test_env_example_names_every_variable_of_the_contract_and_the_settings():
-    contract = {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "PENGUIN_ARTIFACTS_DIR"}
-    contract |= {"DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_ALLOWED_HOSTS"}
-    settings_source = (REPO / "penguinsite" / "settings.py").read_text()
-    in_settings = set(re.findall(r"env_[a-z]+\(\s*\"([A-Z][A-Z0-9_]+)\"", settings_source))
-    gunicorn_source = (REPO / "penguinsite" / "gunicorn.conf.py").read_text()
-    in_gunicorn = set(re.findall(r"\"(GUNICORN_[A-Z_]+)\"", gunicorn_source))
-    missing = (contract | in_settings | in_gunicorn) - _env_example()
-    assert not missing, f".env.example does not mention {sorted(missing)}"
-
-
-def test_every_variable_the_compose_file_interpolates_is_in_env_example():
-    text = (REPO / "docker-compose.yml").read_text().replace("$$", "")
-    interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
-    assert interpolated <= _env_example(), sorted(interpolated - _env_example())
-
-
-# --- the image -------------------------------------------------------------------------------
-
-
-def _stages() -> list[tuple[str, str, list[str]]]:
-    """(base image, stage name, instruction lines) for each FROM of the Dockerfile."""
-    stages: list[tuple[str, str, list[str]]] = []
-    for line in (REPO / "Dockerfile").read_text().splitlines():
-        match = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
-        if match:
-            stages.append((match.group(1), match.group(2) or "", []))
-        elif stages and line.strip() and not line.startswith("#"):
-            stages[-1][2].append(line.strip())
-    return stages
-
-
-def test_the_image_is_python_312_slim_multi_stage_and_runs_unprivileged():
-    stages = _stages()
-    names = {name for _, name, _ in stages}
-    assert stages[0][0] == "python:3.12-slim"
-    assert {base for base, _, _ in stages} <= {"python:3.12-slim"} | names
-    final_lines = [line for _, _, lines in stages for line in lines]
-    users = [line.split()[1] for line in final_lines if line.startswith("USER")]
-    assert users and users[-1] not in {"root", "0"}
-    app = next(lines for _, name, lines in stages if name == "app")
-    assert any("COPY --from=build /opt/venv" in line for line in app)
-    assert any("collectstatic" in line for line in app)
-    assert not any(re.search(r"apt-get install|gcc|build-essential", line) for line in final_lines)
-    for service in APP_SERVICES:
-        assert SERVICES[service]["build"]["target"] in names
-
-
-def test_the_image_build_copies_only_files_that_exist_and_leaves_local_state_out():
-    for _, _, lines in _stages():
-        for line in lines:
-            if line.startswith("COPY") and "--from" not in line:
-                sources = line.split()[1:-1]
-                for source in sources:
-                    if source != ".":
-                        assert (REPO / source).exists(), line
-    ignored = {line.strip().rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()}
-    assert {".venv", "var", ".git"} <= ignored
-
-
-def test_requirements_are_pinned_and_jupyter_only_in_the_notebook_image():
-    for name in ("requirements.txt", "requirements-notebook.txt"):
-        for line in (REPO / name).read_text().splitlines():
-            line = line.split("#")[0].strip()
-            if line and not line.startswith("-r"):
-                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"{name}: {line} is not pinned"
-    assert "jupyter" not in (REPO / "requirements.txt").read_text().lower()
-    assert "jupyterlab==" in (REPO / "requirements-notebook.txt").read_text()

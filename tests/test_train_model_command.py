@@ -60,6 +60,7 @@ def test_train_model_with_a_malformed_data_file_names_the_row(tmp_path):
     assert not ModelVersion.objects.exists()
 
 
+@pytest.mark.slow
 def test_train_model_all_trains_every_default_algorithm():
     run("--all")
     assert sorted(MLModel.objects.values_list("name", flat=True)) == sorted(

@@ -10,13 +10,12 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from classifier.models import ModelVersion
+from core.datasets import dataset_load
+from tests.support.data import DATA, DATA_V1
 from training.catalogue import CATALOGUE, ParamError
-from training.datasets import dataset_load
 from training.models import TrainingRun
-from training.services import training_run_start
+from training.start import training_run_start
 from training.trainer import train
-
-from .conftest import DATA, DATA_V1
 
 
 @pytest.mark.parametrize("algorithm", list(CATALOGUE))

@@ -17,29 +17,14 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from classifier.models import MLModel, ModelVersion
-from training import services
+from tests.support.models import register_result
 from training.models import TrainingRun
-from training.services import (
-    TrainingConflict,
-    TrainingQueueUnavailable,
-    training_run_create,
-    training_run_retrain,
-    training_run_start,
-)
+from training.services import runs
+from training.services.runs import TrainingConflict, TrainingQueueUnavailable, training_run_create
+from training.start import training_run_retrain, training_run_start
 from training.tasks import recover_lost_runs, train_model_task
 
-from .conftest import register_result
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sent(monkeypatch, settings):
-    """A broker is configured; what would go to it is recorded here instead."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    calls: list[dict] = []
-    monkeypatch.setattr(train_model_task, "apply_async", lambda **kwargs: calls.append(kwargs))
-    return calls
 
 
 @pytest.fixture
@@ -77,9 +62,9 @@ def test_without_a_broker_a_run_trains_in_process_and_records_everything(staff_u
     assert MLModel.objects.get(name="knn").active_version == run.version
 
 
-def test_train_model_trains_in_the_foreground_even_when_a_broker_is_configured(sent):
+def test_train_model_trains_in_the_foreground_even_when_a_broker_is_configured(with_broker):
     output = command("train_model", "knn")
-    assert sent == []
+    assert with_broker == []
     run = TrainingRun.objects.get()
     assert run.status == TrainingRun.Status.SUCCEEDED and run.trigger == "command"
     assert "knn v1 trained in" in output
@@ -89,16 +74,16 @@ def test_train_model_trains_in_the_foreground_even_when_a_broker_is_configured(s
 
 
 def test_a_queued_run_is_sent_to_the_broker_only_after_the_transaction_commits(
-    sent, django_capture_on_commit_callbacks
+    with_broker, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         output = command("train_model", "knn", "--async")
         run = TrainingRun.objects.get()
-        assert run.status == TrainingRun.Status.QUEUED and sent == []
+        assert run.status == TrainingRun.Status.QUEUED and with_broker == []
     assert f"queued run {run.pk} for knn" in output
     for callback in callbacks:
         callback()
-    assert sent == [{"args": [run.pk], "task_id": run.task_id, "retry": False}]
+    assert with_broker == [{"args": [run.pk], "task_id": run.task_id, "retry": False}]
     assert len(run.task_id) == 36
 
 
@@ -128,7 +113,7 @@ def test_a_broker_failure_after_the_callers_transaction_commits_is_recorded_not_
 # --- one run per model ----------------------------------------------------------------------
 
 
-def test_a_second_run_for_the_same_model_is_refused_while_one_is_queued(sent):
+def test_a_second_run_for_the_same_model_is_refused_while_one_is_queued(with_broker):
     first = training_run_start(algorithm="knn")
     with pytest.raises(TrainingConflict, match=rf"already queued or running \(run {first.pk}, queued\)"):
         training_run_start(algorithm="knn", params={"n_neighbors": 3})
@@ -171,7 +156,7 @@ def test_the_soft_time_limit_is_recorded_as_a_clean_failure(monkeypatch):
     def too_slow(**kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(services, "train", too_slow)
+    monkeypatch.setattr(runs, "train", too_slow)
     run = training_run_create(algorithm="knn", task_id="task-1")
     assert train_model_task.apply(args=[run.pk], task_id="task-1").get() == "failed"
     run.refresh_from_db()

@@ -12,7 +12,15 @@ from classifier.models import model_name_validator
 from .catalogue import CATALOGUE, ParamError, parse_param_pairs
 from .holdout import DEFAULT_SPLIT_SEED
 from .models import ActivationMode
-from .services import MAX_SEED, training_request_validate
+from .services.runs import MAX_SEED, training_request_validate
+
+# How the form explains each activation mode.
+ACTIVATION_LABELS = {
+    ActivationMode.NOT_WORSE: "not worse: replace the champion unless significantly worse on the same rows",
+    ActivationMode.BETTER: "better: replace the champion only if significantly better on the same rows",
+    ActivationMode.FORCE: "force: serve the new version whatever the evidence",
+    ActivationMode.NEVER: "never: keep the current version serving",
+}
 
 
 def params_from_text(text: str) -> dict[str, Any]:
@@ -62,12 +70,7 @@ class TrainModelForm(forms.Form):
         help_text="Decides, with the data, which rows are held out; keep it to compare with the champion on its rows.",
     )
     activation = forms.ChoiceField(
-        choices=[
-            (ActivationMode.NOT_WORSE, "not worse: replace the champion unless significantly worse on the same rows"),
-            (ActivationMode.BETTER, "better: replace the champion only if significantly better"),
-            (ActivationMode.FORCE, "force: serve the new version whatever the evidence"),
-            (ActivationMode.NEVER, "never: keep the current version serving"),
-        ],
+        choices=[(mode.value, ACTIVATION_LABELS[mode]) for mode in ActivationMode],
         initial=ActivationMode.NOT_WORSE,
         label="Activate",
     )

@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from training.catalogue import CATALOGUE, ParamError, parse_param_pairs
 from training.holdout import DEFAULT_SPLIT_SEED
 from training.models import ActivationMode, TrainingRun
-from training.services import TrainingConflict, TrainingQueueUnavailable, training_run_start
+from training.services.runs import TrainingConflict, TrainingQueueUnavailable
+from training.start import training_run_start
 
 METRIC_COLUMNS = ("train_accuracy", "test_accuracy", "test_precision", "test_recall", "test_f1", "cv_accuracy_mean")
 

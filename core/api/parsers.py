@@ -1,0 +1,48 @@
+"""The JSON parser every endpoint uses: size-bounded, strict, and forgiving of headers."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+from .exceptions import PayloadTooLarge, body_limit_message
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class BoundedJSONParser(JSONParser):
+    """Parses JSON without ever reading more than the configured body limit.
+
+    NaN/Infinity literals, invalid UTF-8 and absurd nesting are parse errors (400), and a
+    body over ``PENGUIN_MAX_BODY_BYTES`` is refused with 413 before it is read.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        request = (parser_context or {}).get("request")
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise PayloadTooLarge(body_limit_message())
+        data = stream.read(limit + 1) if stream is not None else b""
+        if len(data) > limit:
+            raise PayloadTooLarge(body_limit_message())
+        if not data.strip():
+            return {}
+        try:
+            return json.loads(data, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise ParseError(f"Body is not valid JSON: {str(exc)[:200]}.") from None
+
+
+class AnyContentTypeJSONParser(BoundedJSONParser):
+    """Clients of the earlier service sometimes omit Content-Type; read their body as JSON too."""
+
+    media_type = "*/*"
