@@ -29,6 +29,7 @@ from classifier.services.registry import (
 )
 from classifier.services.sync import registry_sync
 from core.api.mixins import ApiV1Mixin
+from core.api.permissions import ReadOpenWriteStaff
 from core.api.schema import error, errors
 
 from ..filters import ModelFilter, ModelVersionFilter
@@ -104,10 +105,8 @@ class MLModelViewSet(PredictActionMixin, ApiV1Mixin, viewsets.ReadOnlyModelViewS
         request=None,
         responses={200: ChallengerSerializer, **errors(403, 404)},
     )
-    @action(detail=True, methods=["get", "put", "delete"], permission_classes=[AllowAny])
+    @action(detail=True, methods=["get", "put", "delete"], permission_classes=[ReadOpenWriteStaff])
     def challenger(self, request, name: str):
-        if request.method != "GET" and not (request.user and request.user.is_staff):
-            self.permission_denied(request, message="Setting a challenger needs a staff user.")
         model = self.get_object()
         if request.method == "PUT":
             body = ChallengerRequestSerializer(data=request.data)
