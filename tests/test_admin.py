@@ -357,3 +357,40 @@ def test_on_postgresql_an_unfiltered_list_uses_the_planners_row_estimate(trained
         count = EstimatedCountPaginator(Prediction.objects.order_by("-id"), 100).count
     assert count == 120
     assert "reltuples" in queries[0]["sql"] and not any("COUNT(" in q["sql"].upper() for q in queries)
+
+
+# --- champion and challenger --------------------------------------------------------------------
+
+
+def test_versions_compare_side_by_side_with_non_default_parameters_marked(admin_client, trained_results):
+    from tests.support.models import register_result
+    from training.start import training_run_start
+
+    register_result("knn", trained_results["knn"])
+    training_run_start(algorithm="knn", params={"n_neighbors": 9})
+    ids = list(ModelVersion.objects.filter(model__name="knn").values_list("pk", flat=True))
+    response = admin_client.post(
+        "/admin/classifier/modelversion/", {"action": "compare_selected", "_selected_action": ids}
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Compare 2 versions" in page and "knn v1" in page and "knn v2" in page
+    assert 'class="differs" style="font-weight: bold; background: #fff3cd">9</td>' in page
+    assert "McNemar exact p" in page and "live accuracy" in page and "predictions" in page
+
+
+def test_the_model_page_shows_the_ledger_and_the_challengers_record(admin_client, trained_results):
+    from tests.support.models import register_result
+
+    register_result("knn", trained_results["knn"])
+    second = register_result("knn", trained_results["svm"], activate=False)
+    response = admin_client.post(
+        "/admin/classifier/modelversion/",
+        {"action": "challenge_selected", "_selected_action": [second.pk]},
+        follow=True,
+    )
+    assert any("now scores every prediction of knn in shadow" in text for text in messages_of(response))
+    model = MLModel.objects.get(name="knn")
+    page = admin_client.get(f"/admin/classifier/mlmodel/{model.pk}/change/").content.decode()
+    assert "Ledger: what was live" in page and "Challenger&#x27;s record" in page
+    assert "not enough labels" in page and "knn v2</a> since" in page
