@@ -93,7 +93,7 @@ def prediction_copy(
     tail = f"\t{float(latency_ms)!r}\t"
     proba = probabilities if probabilities is not None else [r"\N"] * len(inputs)
     if challenger_species is None:
-        shadow = [r"\N\t\N"] * len(inputs)
+        shadow = ["\\N\t\\N"] * len(inputs)  # NULL, tab, NULL
     else:
         shadow = [f"{challenger_version_id}\t{code}" for code in challenger_species]
     text = "".join(
