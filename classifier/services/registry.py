@@ -241,18 +241,18 @@ def model_version_activate(
     model's challenger ends its shadow run and records its statistics as the evidence.
     """
     with transaction.atomic():
+        lock_registry()  # first, as every registry write does: one lock order, no deadlock
         version = ModelVersion.objects.select_related("model").get(pk=version.pk)
         if version.broken_reason:
             raise ModelBroken(f"{version} cannot be activated: {version.broken_reason}.")
         model = (
-            MLModel.objects.select_for_update()
+            MLModel.objects.select_for_update(of=("self",))
             .select_related("active_version", "challenger_version")
             .get(pk=version.model_id)
         )
         version.model = model
         if model.active_version_id == version.pk:
             return ActivationOutcome(version=version, changed=False, activation=None)
-        lock_registry()
         if model.challenger_version_id == version.pk:
             stats = challenger_stats(model=model)
             evidence = evidence or _jsonable_stats(stats)
@@ -277,6 +277,7 @@ def model_challenger_set(*, version: ModelVersion, user: AbstractBaseUser | None
     Raises ChallengerInvalid when the version is the active one or cannot serve.
     """
     with transaction.atomic():
+        lock_registry()
         version = ModelVersion.objects.select_related("model").get(pk=version.pk)
         model = MLModel.objects.select_for_update().get(pk=version.model_id)
         if version.broken_reason:
@@ -286,7 +287,6 @@ def model_challenger_set(*, version: ModelVersion, user: AbstractBaseUser | None
                 f"{version} is the active version (the champion); choose another version as its challenger."
             )
         if model.challenger_version_id != version.pk:
-            lock_registry()
             model.challenger_version = version
             model.challenger_since = timezone.now()
             model.save(update_fields=["challenger_version", "challenger_since", "updated_at"])
@@ -297,10 +297,10 @@ def model_challenger_set(*, version: ModelVersion, user: AbstractBaseUser | None
 def model_challenger_clear(*, model: MLModel, user: AbstractBaseUser | None = None) -> bool:
     """Stop shadowing the model's predictions; returns whether a challenger was set."""
     with transaction.atomic():
+        lock_registry()
         model = MLModel.objects.select_for_update().get(pk=model.pk)
         if model.challenger_version_id is None:
             return False
-        lock_registry()
         model.challenger_version = None
         model.challenger_since = None
         model.save(update_fields=["challenger_version", "challenger_since", "updated_at"])
