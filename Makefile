@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast venv lint format bench worker clean stack-check
+.PHONY: run test test-fast venv lint format bench worker beat clean stack-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,13 @@ format: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/celery -A penguinsite worker -l info
 
+# Scheduled monitoring checks (every PENGUIN_MONITOR_INTERVAL seconds), run by a worker.
+beat: $(STAMP)
+	$(BIN)/celery -A penguinsite beat -l info --schedule var/celerybeat-schedule
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/monitoring.py
 
 # docker-compose.yml's own commands against the local PostgreSQL and Redis (DATABASE_URL,
 # CELERY_BROKER_URL), then the README's tour over HTTP; part of `make test` too.

@@ -177,3 +177,8 @@ def challenger_stats(*, model: MLModel) -> dict | None:
         "p_value": p_value,
         "recommendation": recommendation,
     }
+
+
+def model_version_numbers(*, model_name: str) -> list[int]:
+    """Every version number of a model, oldest first."""
+    return list(ModelVersion.objects.filter(model__name=model_name).order_by("number").values_list("number", flat=True))

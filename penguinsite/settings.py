@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files of our own
     "classifier",
     "training",
 ]
@@ -181,6 +182,16 @@ PENGUIN_MODEL_CACHE_SIZE = env_int("PENGUIN_MODEL_CACHE_SIZE", 32, minimum=1)
 # but PostgreSQL flushes it within about 0.6 s (synchronous_commit=off for these INSERTs only),
 # so a database crash can lose the last fraction of a second of the log. See bench/README.md.
 PENGUIN_LOG_SYNC_COMMIT = env_bool("PENGUIN_LOG_SYNC_COMMIT", True)
+# Monitoring: a window reads at most this many of its most recent predictions; below the
+# minimum there is no drift verdict; beat checks every active version at this interval (s).
+PENGUIN_MONITOR_MAX_ROWS = env_int("PENGUIN_MONITOR_MAX_ROWS", 10_000, minimum=1)
+PENGUIN_MONITOR_MIN_ROWS = env_int("PENGUIN_MONITOR_MIN_ROWS", 30, minimum=1)
+PENGUIN_MONITOR_INTERVAL = env_int("PENGUIN_MONITOR_INTERVAL", 3600, minimum=10)
+# Dataset drift in two consecutive checks of the active version starts a training run.
+PENGUIN_RETRAIN_ON_DRIFT = env_bool("PENGUIN_RETRAIN_ON_DRIFT", False)
+CELERY_BEAT_SCHEDULE = {
+    "monitor-models": {"task": "classifier.monitor_models", "schedule": float(PENGUIN_MONITOR_INTERVAL)},
+}
 
 # Bodies larger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PENGUIN_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
@@ -255,6 +266,12 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs pages load their scripts from our static files, never from another host.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No validator badge: Swagger UI would ask an online validator about the schema.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     # Stable names for the choice sets that share a field name (status) or a value list.
     "ENUM_NAME_OVERRIDES": {
@@ -262,6 +279,9 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": ["active", "inactive", "broken"],
         "ModelReadinessEnum": ["ready", "broken"],
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "TensorDatatypeEnum": "classifier.api.v2.serializers.DATATYPES",
+        "OutputDatatypeEnum": "classifier.api.v2.serializers.OUTPUT_DATATYPES",
+        "OutputNameEnum": "classifier.api.v2.serializers.OUTPUT_NAMES",
     },
     # API v1 routes take an optional trailing slash; document them without it.
     "PREPROCESSING_HOOKS": ["core.api.schema.strip_optional_trailing_slash"],

@@ -14,6 +14,7 @@ from django.utils.http import urlencode
 
 from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
 from classifier.paginators import EstimatedCountPaginator
+from core.encoding import EXAMPLES
 from tests.support.models import uses_postgres
 from training.models import TrainingRun
 from training.services.runs import training_run_create
@@ -269,7 +270,7 @@ def _predictions(version: ModelVersion, species: list[int], *, days_ago: int = 0
             version=version,
             created_at=when,
             endpoint="classify",
-            inputs={"island": 1},
+            inputs=EXAMPLES["Adelie"],
             species_id=code,
             probabilities=None,
             latency_ms=1.5,

@@ -12,6 +12,7 @@ from ..models import MLModel, ModelVersion
 from ..selectors import activation_list, challenger_stats
 from ..services.registry import model_challenger_clear
 from .common import VersionColumnsMixin, metric, metrics_table, version_link
+from .monitoring import MonitoringAdminMixin
 
 
 class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
@@ -49,8 +50,17 @@ class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
 
 
 @admin.register(MLModel)
-class MLModelAdmin(admin.ModelAdmin):
-    list_display = ("name", "algorithm", "active", "test_accuracy", "test_f1", "version_count", "updated_at")
+class MLModelAdmin(MonitoringAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "name",
+        "algorithm",
+        "active",
+        "drift_badge",
+        "test_accuracy",
+        "test_f1",
+        "version_count",
+        "updated_at",
+    )
     search_fields = ("name",)
     list_filter = ("algorithm",)
     inlines = (ModelVersionInline,)
@@ -60,6 +70,7 @@ class MLModelAdmin(admin.ModelAdmin):
         "description",
         "active",
         "active_metrics",
+        "monitoring",
         "challenger",
         "challenger_record",
         "ledger",
@@ -71,6 +82,7 @@ class MLModelAdmin(admin.ModelAdmin):
         "algorithm",
         "active",
         "active_metrics",
+        "monitoring",
         "challenger",
         "challenger_record",
         "ledger",

@@ -17,6 +17,7 @@ from ..models import ModelVersion
 from ..services.registry import RegistryError, model_challenger_set, model_version_activate
 from .common import ReadOnlyAdminMixin, VersionColumnsMixin, confusion_matrix_file, metric, metrics_table, pretty_json
 from .compare import versions_compare
+from .monitoring import version_monitoring_html
 
 
 @admin.register(ModelVersion)
@@ -60,6 +61,7 @@ class ModelVersionAdmin(VersionColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmi
         ("Evaluation against the champion when registered", {"fields": ("evaluation_table",)}),
         ("Metrics", {"fields": ("metrics_table", "classification_report_table")}),
         ("Confusion matrix (test set)", {"fields": ("confusion_matrix_picture",)}),
+        ("Live: predictions and feedback", {"fields": ("live_monitoring",)}),
         ("Parameters", {"fields": ("params_json",)}),
         (
             "Artifact",
@@ -274,6 +276,10 @@ class ModelVersionAdmin(VersionColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmi
             return text or "-"
         url = reverse("admin:classifier_modelversion_confusion_matrix", args=[version.pk])
         return format_html('<img src="{}" alt="confusion matrix of {}" width="420"><br>{}', url, version, text)
+
+    @admin.display(description="live")
+    def live_monitoring(self, version: ModelVersion) -> str:
+        return version_monitoring_html(version)
 
     @admin.display(description="params")
     def params_json(self, version: ModelVersion) -> str:

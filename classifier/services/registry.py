@@ -116,6 +116,7 @@ class NewVersion:
     extra_files: dict[str, bytes] = field(default_factory=dict)  # file name → bytes, beside the model
     holdout: dict[str, Any] = field(default_factory=dict)  # which rows it trained and was tested on
     evaluation: dict[str, Any] = field(default_factory=dict)  # paired comparison with the champion
+    reference: dict[str, Any] = field(default_factory=dict)  # training rows' profile, for monitoring
 
 
 def fast_path_export(estimator: Any, inspection: Inspection | None = None) -> onnx_runtime.Export:
@@ -199,6 +200,8 @@ def model_version_register(
             n_train=info.n_train,
             n_test=info.n_test,
             training_seconds=info.training_seconds,
+            reference=info.reference,
+            reference_note="" if info.reference else "The trainer kept no reference profile.",
             triggered_by=triggered_by,
             created_by=user if user is not None and user.is_authenticated else None,
             activation_note=activation_note,

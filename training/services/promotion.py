@@ -116,6 +116,7 @@ def new_version_info(
         library_versions=library_versions(),
         estimator=estimator_name(result.pipeline),
         extra_files=extra_files or {},
+        reference=result.reference,
     )
 
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('classifier', '0003_prediction_lean_indexes'),
+        ('classifier', '0005_typed_prediction_log_and_monitoring'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -17,7 +17,7 @@ def not_worse_is_policy(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0001_initial'),
+        ('training', '0002_trigger_drift'),
     ]
 
     operations = [
