@@ -10,6 +10,7 @@ from scipy.stats import binomtest
 
 from classifier.models import MLModel, ModelActivation, Prediction
 from core.datasets import dataset_load
+from core.encoding import FIELDS
 from tests.support.data import ADELIE, CHINSTRAP, DATA, GENTOO
 from tests.support.models import register_result
 from training.trainer import train
@@ -83,20 +84,26 @@ def test_every_door_logs_the_challengers_answer_and_answers_with_the_champion(ap
     batch = api_client.post(
         "/api/v1/models/knn/predict", data=json.dumps({"instances": penguins() * 4}), content_type="application/json"
     )
+    tensor = [[CHINSTRAP[name] for name in FIELDS]]
+    infer = api_client.post(
+        "/v2/models/knn/infer",
+        data=json.dumps({"inputs": [{"name": "input", "shape": [1, 7], "datatype": "FP64", "data": tensor}]}),
+        content_type="application/json",
+    )
+    assert infer.status_code == 200, infer.content
+    assert infer.json()["model_version"] == "1" and "challenger" not in infer.content.decode()
     for response in (compat, single, batch):
         assert response.status_code == 200, response.content
         assert response["X-Model-Version"] == "1"
         assert "challenger" not in response.content.decode()
     assert compat.json()["species_id"] == 2 and single.json()["version"] == 1
     rows = Prediction.objects.order_by("id")
-    assert rows.count() == 1 + 1 + 12
+    assert rows.count() == 1 + 1 + 12 + 1
     assert {row.version_id for row in rows} == {champion.pk}
     assert {row.challenger_version_id for row in rows} == {challenger.pk}
-    from core.encoding import FIELDS
-
     matrix = np.array([[row.inputs[name] for name in FIELDS] for row in rows], dtype=float)
     assert [row.challenger_species_id for row in rows] == weak_knn.pipeline.predict(matrix).tolist()
-    assert {row.endpoint for row in rows} == {"classify", "predict"}
+    assert {row.endpoint for row in rows} == {"classify", "predict", "infer"}
 
 
 def test_without_a_challenger_nothing_is_shadowed(api_client, staff_client, shadowed):
