@@ -53,6 +53,15 @@ class MLModel(models.Model):
     active_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    challenger_version = models.ForeignKey(
+        "ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Scores every prediction in shadow beside the active version; never answers.",
+    )
+    challenger_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -101,6 +110,16 @@ class ModelVersion(models.Model):
     feature_names = models.JSONField(default=list, blank=True)
     library_versions = models.JSONField(default=dict, blank=True)
     dataset = models.JSONField(default=dict, blank=True, help_text="Path, sha256 and row counts of the training data.")
+    holdout = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The split: split seed, dataset fingerprint and the keys of the training and test rows.",
+    )
+    evaluation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Paired comparison with the champion when registered: counts, McNemar p-value, decision.",
+    )
     n_train = models.PositiveIntegerField(null=True, blank=True)
     n_test = models.PositiveIntegerField(null=True, blank=True)
     training_seconds = models.FloatField(null=True, blank=True)
@@ -140,10 +159,17 @@ class ModelActivation(models.Model):
     activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     actor = models.CharField(max_length=200, blank=True)
     reason = models.TextField(blank=True)
+    evidence = models.JSONField(
+        default=dict, blank=True, help_text="What the decision rested on: the paired evaluation or challenger stats."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The ledger of one model, newest first, and "what was live at <time>" (?at=).
+            models.Index(fields=["model", "-created_at"], name="activation_model_created"),
+        ]
 
 
 class Prediction(models.Model):
@@ -181,6 +207,11 @@ class Prediction(models.Model):
     feedback_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
+    # The challenger's answer to the same input (shadow traffic): stored, never returned.
+    challenger_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    challenger_species_id = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -200,6 +231,12 @@ class Prediction(models.Model):
                 condition=Q(true_species_id__isnull=False),
                 name="prediction_feedback",
             ),
+            # Challenger statistics: the shadow rows of one challenger version (only those are indexed).
+            models.Index(
+                fields=["challenger_version", "-id"],
+                condition=Q(challenger_version__isnull=False),
+                name="prediction_challenger",
+            ),
             # Deleting a user sets their feedback_by to NULL; only rows with feedback are indexed.
             models.Index(fields=["feedback_by"], condition=Q(feedback_by__isnull=False), name="prediction_feedback_by"),
         ]
@@ -208,6 +245,10 @@ class Prediction(models.Model):
             models.CheckConstraint(
                 condition=Q(true_species_id__isnull=True) | Q(true_species_id__in=[1, 2, 3]),
                 name="prediction_true_species_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(challenger_species_id__isnull=True) | Q(challenger_species_id__in=[1, 2, 3]),
+                name="prediction_challenger_species_valid",
             ),
         ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from .services.predictions import prediction_log
 from .services.registry import ModelBroken, NoProbabilities, model_version_mark_broken, model_version_restore
 from .serving import LoadedModel, load_entry
 from .serving_registry import live_registry
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,6 +59,7 @@ def prediction_make(
         )
     species, probabilities = loaded.predict_with_proba(matrix, with_proba=with_probabilities)
     latency_ms = (time.perf_counter() - started) * 1000.0
+    challenger_version_id, challenger_species = _shadow_answers(entry, matrix)
     ids = prediction_log(
         model_id=entry.model_id,
         version_id=entry.version_id,
@@ -64,6 +68,8 @@ def prediction_make(
         probabilities=probabilities,
         latency_ms=latency_ms,
         endpoint=endpoint,
+        challenger_version_id=challenger_version_id,
+        challenger_species_ids=challenger_species,
     )
     metrics.predictions_record(model_name=entry.model_name, version_number=entry.number, species_ids=species)
     return PredictionOutcome(
@@ -107,6 +113,20 @@ def _signature(relative: str) -> tuple | None:
     except (OSError, artifacts.ArtifactError):
         return None
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+def _shadow_answers(entry: ServingEntry, matrix: np.ndarray) -> tuple[int | None, np.ndarray | None]:
+    """The challenger's species for the same rows, or (None, None) when there is none or it fails.
+
+    Shadow traffic never changes the answer: a challenger that cannot load or predict is
+    logged and skipped, and the client still gets the champion's answer.
+    """
+    challenger = entry.challenger
+    if challenger is None:
+        return None, None
+    try:
+        return challenger.version_id, load_entry(challenger).predict(matrix)
+    except Exception as exc:
+        logger.warning("challenger %s v%s did not answer in shadow: %s", challenger.model_name, challenger.number, exc)
+        return None, None
 
 
 def _load_entry(entry: ServingEntry) -> LoadedModel:

@@ -33,6 +33,8 @@ COPY_COLUMNS = (
     "species_id",
     *PROBABILITY_COLUMNS,
     "latency_ms",
+    "challenger_version_id",
+    "challenger_species_id",
 )
 # One row's inputs as COPY text, tab-separated in FIELDS order: codes as whole numbers,
 # measurements as Python's shortest float repr (exactly the float that was parsed).
@@ -79,6 +81,8 @@ def prediction_copy(
     species: Sequence[int],
     probabilities: Sequence[str] | None,
     latency_ms: float,
+    challenger_version_id: int | None = None,
+    challenger_species: Sequence[int] | None = None,
 ) -> list[int]:
     """Write the rows with one COPY (PostgreSQL only); returns their ids in row order.
 
@@ -88,11 +92,15 @@ def prediction_copy(
     """
     ids = reserve_ids(len(inputs))
     shared = f"\t{model_id}\t{version_id}\t{created_at.isoformat()}\t{endpoint}\t"
-    tail = f"\t{float(latency_ms)!r}\n"
+    tail = f"\t{float(latency_ms)!r}\t"
     proba = probabilities if probabilities is not None else [NO_PROBABILITIES] * len(inputs)
+    if challenger_species is None:
+        shadow = ["\\N\t\\N"] * len(inputs)  # NULL, tab, NULL
+    else:
+        shadow = [f"{challenger_version_id}\t{code}" for code in challenger_species]
     text = "".join(
-        f"{row_id}{shared}{row_inputs}\t{code}\t{row_proba}{tail}"
-        for row_id, row_inputs, code, row_proba in zip(ids, inputs, species, proba)
+        f"{row_id}{shared}{row_inputs}\t{code}\t{row_proba}{tail}{row_shadow}\n"
+        for row_id, row_inputs, code, row_proba, row_shadow in zip(ids, inputs, species, proba, shadow)
     )
     sql = f"COPY {Prediction._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor, connection.wrap_database_errors:
@@ -114,7 +122,18 @@ def inputs_rows(matrix: np.ndarray) -> list[list[float | int]]:
 
 
 # The columns a logged answer fills, in the order prediction_insert_one takes them.
-LOG_FIELDS = ("model", "version", "created_at", "endpoint", *FIELDS, "species_id", *PROBABILITY_COLUMNS, "latency_ms")
+LOG_FIELDS = (
+    "model",
+    "version",
+    "created_at",
+    "endpoint",
+    *FIELDS,
+    "species_id",
+    *PROBABILITY_COLUMNS,
+    "latency_ms",
+    "challenger_version",
+    "challenger_species_id",
+)
 NO_PROBABILITY_VALUES = (None,) * len(PROBABILITY_COLUMNS)
 
 

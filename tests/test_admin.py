@@ -79,8 +79,8 @@ def test_retrain_selected_trains_in_process_when_no_broker_is_configured(admin_c
     response = admin_client.post(
         MODELS, {"action": "retrain_selected", "_selected_action": [trained_knn.model_id]}, follow=True
     )
-    assert any(text.startswith("Trained knn v2 in") for text in messages_of(response))
-    assert MLModel.objects.get(name="knn").versions.count() == 2
+    assert any(text.startswith("Trained knn again in") and "identical to v1" in text for text in messages_of(response))
+    assert MLModel.objects.get(name="knn").versions.count() == 1
 
 
 def test_retrain_selected_refuses_a_model_that_is_already_training(admin_client, trained_knn):
@@ -99,12 +99,12 @@ def test_train_a_new_model_starts_a_run_and_opens_its_page(admin_client, admin_u
     response = admin_client.post(
         TRAIN,
         {"algorithm": "knn", "name": "knn7", "params": "n_neighbors=7\n# a comment\nweights=distance",
-         "test_size": "0.25", "seed": "3", "activation": "policy"},
+         "test_size": "0.25", "seed": "3", "split_seed": "5", "activation": "not_worse"},
     )  # fmt: skip
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"{RUNS}{run.pk}/change/"
     assert run.params == {"n_neighbors": 7, "weights": "distance"}
-    assert (run.model_name, run.test_size, run.seed, run.trigger) == ("knn7", 0.25, 3, "admin")
+    assert (run.model_name, run.test_size, run.seed, run.split_seed, run.trigger) == ("knn7", 0.25, 3, 5, "admin")
     assert run.triggered_by == admin_user and run.status == TrainingRun.Status.SUCCEEDED
     page = admin_client.get(response["Location"]).content.decode()
     assert "Trained knn7 v1" in page and "knn7 v1" in page
@@ -117,7 +117,7 @@ def test_train_a_new_model_accepts_params_as_json(admin_client):
          "activation": "never"},
     )  # fmt: skip
     run = TrainingRun.objects.get()
-    assert run.params == {"C": 2.5, "kernel": "linear"} and run.activation == "never"
+    assert run.params == {"C": 2.5, "kernel": "linear"} and run.activation == "never" and run.split_seed == 42
     assert not run.activated
 
 
@@ -135,7 +135,7 @@ def test_train_a_new_model_accepts_params_as_json(admin_client):
     ],
 )
 def test_train_a_new_model_shows_field_errors_and_starts_nothing(admin_client, fields, field, message):
-    data = {"algorithm": "knn", "params": "", "test_size": "0.2", "seed": "42", "activation": "policy", **fields}
+    data = {"algorithm": "knn", "params": "", "test_size": "0.2", "seed": "42", "activation": "not_worse", **fields}
     response = admin_client.post(TRAIN, data)
     assert response.status_code == 200
     errors = response.context["form"].errors
@@ -147,7 +147,7 @@ def test_train_a_new_model_shows_field_errors_and_starts_nothing(admin_client, f
 def test_train_a_new_model_refuses_a_second_run_for_the_same_model(admin_client):
     training_run_create(algorithm="knn", task_id="busy")
     response = admin_client.post(
-        TRAIN, {"algorithm": "knn", "params": "", "test_size": "0.2", "seed": "42", "activation": "policy"}
+        TRAIN, {"algorithm": "knn", "params": "", "test_size": "0.2", "seed": "42", "activation": "not_worse"}
     )
     assert "already queued or running" in str(response.context["form"].errors["algorithm"])
     assert TrainingRun.objects.count() == 1
@@ -358,3 +358,40 @@ def test_on_postgresql_an_unfiltered_list_uses_the_planners_row_estimate(trained
         count = EstimatedCountPaginator(Prediction.objects.order_by("-id"), 100).count
     assert count == 120
     assert "reltuples" in queries[0]["sql"] and not any("COUNT(" in q["sql"].upper() for q in queries)
+
+
+# --- champion and challenger --------------------------------------------------------------------
+
+
+def test_versions_compare_side_by_side_with_non_default_parameters_marked(admin_client, trained_results):
+    from tests.support.models import register_result
+    from training.start import training_run_start
+
+    register_result("knn", trained_results["knn"])
+    training_run_start(algorithm="knn", params={"n_neighbors": 9})
+    ids = list(ModelVersion.objects.filter(model__name="knn").values_list("pk", flat=True))
+    response = admin_client.post(
+        "/admin/classifier/modelversion/", {"action": "compare_selected", "_selected_action": ids}
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Compare 2 versions" in page and "knn v1" in page and "knn v2" in page
+    assert 'class="differs" style="font-weight: bold; background: #fff3cd">9</td>' in page
+    assert "McNemar exact p" in page and "live accuracy" in page and "predictions" in page
+
+
+def test_the_model_page_shows_the_ledger_and_the_challengers_record(admin_client, trained_results):
+    from tests.support.models import register_result
+
+    register_result("knn", trained_results["knn"])
+    second = register_result("knn", trained_results["svm"], activate=False)
+    response = admin_client.post(
+        "/admin/classifier/modelversion/",
+        {"action": "challenge_selected", "_selected_action": [second.pk]},
+        follow=True,
+    )
+    assert any("now scores every prediction of knn in shadow" in text for text in messages_of(response))
+    model = MLModel.objects.get(name="knn")
+    page = admin_client.get(f"/admin/classifier/mlmodel/{model.pk}/change/").content.decode()
+    assert "Ledger: what was live" in page and "Challenger&#x27;s record" in page
+    assert "not enough labels" in page and "knn v2</a> since" in page

@@ -42,6 +42,10 @@ STATUS_COLOURS = {
 
 def run_started_message(run: TrainingRun) -> tuple[int, str]:
     """What the admin tells a user who just started ``run``: (message level, text)."""
+    if run.status == TrainingRun.Status.SUCCEEDED and run.identical:
+        return messages.INFO, (
+            f"Trained {run.model_name} again in {run.duration_seconds:.1f}s (run {run.pk}): {run.activation_note}."
+        )
     if run.status == TrainingRun.Status.SUCCEEDED:
         return messages.SUCCESS, (
             f"Trained {run.model_name} v{run.version.number} in {run.duration_seconds:.1f}s (run {run.pk}, in this "

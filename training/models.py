@@ -8,11 +8,12 @@ from django.db.models import Q
 
 
 class ActivationMode(models.TextChoices):
-    """Whether a run's new version becomes active: by the promotion policy, never, or always."""
+    """Whether a newly trained version replaces the active one (the champion)."""
 
-    POLICY = "policy", "by policy"
-    NEVER = "never", "never"
+    NOT_WORSE = "not_worse", "unless significantly worse"
+    BETTER = "better", "only if significantly better"
     FORCE = "force", "always"
+    NEVER = "never", "never"
 
 
 class TrainingRun(models.Model):
@@ -37,12 +38,15 @@ class TrainingRun(models.Model):
     data_path = models.CharField(max_length=500)
     data_sha256 = models.CharField(max_length=64, blank=True)
     test_size = models.FloatField(default=0.2)
-    seed = models.IntegerField(default=42)
+    seed = models.IntegerField(default=42, help_text="The estimator's random seed; it does not move the split.")
+    split_seed = models.IntegerField(
+        default=42, help_text="Decides, with the data, which rows are held out for testing."
+    )
     activation = models.CharField(
         max_length=16,
-        default=ActivationMode.POLICY,
+        default=ActivationMode.NOT_WORSE,
         choices=ActivationMode.choices,
-        help_text="Whether the new version becomes active: by the promotion policy, never, or always.",
+        help_text="Whether the new version replaces the champion, judged on the rows both were tested on.",
     )
 
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
@@ -61,6 +65,9 @@ class TrainingRun(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     version = models.ForeignKey(
         "classifier.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
+    )
+    identical = models.BooleanField(
+        default=False, help_text="The trained artifact matched an existing version byte for byte; none was registered."
     )
     activated = models.BooleanField(default=False)
     activation_note = models.TextField(blank=True)

@@ -9,14 +9,16 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from core.api.permissions import CHANGE_MODEL
 
 from ..models import ModelVersion
-from ..services.registry import RegistryError, model_version_activate
+from ..services.registry import RegistryError, model_challenger_set, model_version_activate
 from .common import ReadOnlyAdminMixin, VersionColumnsMixin, confusion_matrix_file, metric, metrics_table, pretty_json
+from .compare import versions_compare
 from .monitoring import version_monitoring_html
 
 
@@ -37,7 +39,7 @@ class ModelVersionAdmin(VersionColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmi
     list_filter = ("model", "source", "algorithm")
     search_fields = ("model__name", "=sha256")
     ordering = ("model__name", "-number")
-    actions = ("activate_selected",)
+    actions = ("activate_selected", "compare_selected", "challenge_selected")
     change_form_template = "admin/classifier/modelversion/change_form.html"
     fieldsets = (
         (
@@ -58,6 +60,7 @@ class ModelVersionAdmin(VersionColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmi
                 )
             },
         ),
+        ("Evaluation against the champion when registered", {"fields": ("evaluation_table",)}),
         ("Metrics", {"fields": ("metrics_table", "classification_report_table")}),
         ("Confusion matrix (test set)", {"fields": ("confusion_matrix_picture",)}),
         ("Live: predictions and feedback", {"fields": ("live_monitoring",)}),
@@ -154,15 +157,19 @@ class ModelVersionAdmin(VersionColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmi
 
     def _activate(self, request: HttpRequest, version: ModelVersion) -> None:
         previous = version.model.active_version
+        promoting_challenger = version.model.challenger_version_id == version.pk
         try:
-            model_version_activate(
+            outcome = model_version_activate(
                 version=version,
                 user=request.user,
                 actor=f"admin {request.user.get_username()}",
-                reason="activated from the admin",
+                reason="" if promoting_challenger else "activated from the admin",
             )
         except RegistryError as exc:
             self.message_user(request, str(exc), messages.ERROR)
+            return
+        if not outcome.changed:
+            self.message_user(request, f"{version} is already the active version; nothing changed.", messages.INFO)
             return
         before = f" (instead of v{previous.number})" if previous and previous.pk != version.pk else ""
         self.message_user(
@@ -171,6 +178,53 @@ class ModelVersionAdmin(VersionColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmi
             "serves it within PENGUIN_REGISTRY_REFRESH_SECONDS (about a second).",
             messages.SUCCESS,
         )
+
+    @admin.action(description="Compare selected versions side by side")
+    def compare_selected(self, request, queryset):
+        versions = list(queryset.select_related("model").order_by("model__name", "number"))
+        if len(versions) < 2:
+            self.message_user(request, "Select two or more versions to compare.", messages.WARNING)
+            return None
+        context = {**self.admin_site.each_context(request), **versions_compare(versions), "title": "Compare versions"}
+        return TemplateResponse(request, "admin/classifier/modelversion/compare.html", context)
+
+    @admin.action(description="Shadow its model's champion with this version (challenger)", permissions=["activate"])
+    def challenge_selected(self, request, queryset) -> None:
+        for version in queryset.select_related("model"):
+            try:
+                model_challenger_set(version=version, user=request.user)
+            except RegistryError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"{version} now scores every prediction of {version.model.name} in shadow; its record is on the "
+                f"model's page and at GET /api/v1/models/{version.model.name}/challenger.",
+                messages.SUCCESS,
+            )
+
+    @admin.display(description="evaluation")
+    def evaluation_table(self, version: ModelVersion) -> str:
+        evaluation = version.evaluation or {}
+        if not evaluation:
+            return "No champion to compare with when it was registered (or registered before evaluations)."
+        rows = [
+            ("against", f"v{evaluation.get('against_version')}"),
+            ("rows", f"{evaluation.get('rows')} ({evaluation.get('rows_basis', '')})"),
+            (
+                "right: this version / champion",
+                f"{evaluation.get('candidate_correct')} / {evaluation.get('champion_correct')}",
+            ),
+            (
+                "right only: this version / champion",
+                f"{evaluation.get('candidate_only')} / {evaluation.get('champion_only')}",
+            ),
+            ("test, p-value", f"{evaluation.get('test')}, p = {evaluation.get('p_value', 1.0):.3g}"),
+            ("policy", evaluation.get("policy", "-")),
+            ("decision", evaluation.get("decision")),
+            ("reason", evaluation.get("reason")),
+        ]
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     @admin.display(description="CV accuracy")
     def cv_accuracy(self, version: ModelVersion) -> str:

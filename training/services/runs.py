@@ -23,14 +23,17 @@ from classifier.services.registry import model_version_register
 from core.datasets import DatasetError, dataset_load
 
 from ..catalogue import ParamError, algorithm_get
+from ..holdout import DEFAULT_SPLIT_SEED
 from ..models import ActivationMode, TrainingRun
 from ..params import dataset_rows, params_check
 from ..resources import MemoryCeilingExceeded, memory_ceiling, resident_mb
 from ..trainer import train
-from .promotion import confusion_matrix_png, new_version_info, promotion_decision
+from .promotion import confusion_matrix_png, identical_version_find, new_version_info, promotion_decide
 
 logger = logging.getLogger(__name__)
 
+# "policy" named not_worse's margin-only predecessor; old clients and rows still say it.
+LEGACY_ACTIVATION = {"policy": ActivationMode.NOT_WORSE.value}
 MAX_SEED = 2**31 - 1  # the largest seed a run's row holds (a 32-bit integer column)
 MAX_PARAMS_DEPTH = 8  # how deeply params may nest (objects and lists)
 
@@ -108,7 +111,8 @@ def training_run_create(
     data_path: str | None = None,
     test_size: float = 0.2,
     seed: int = 42,
-    activation: str = ActivationMode.POLICY,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    activation: str = ActivationMode.NOT_WORSE,
     trigger: str = TrainingRun.Trigger.COMMAND,
     user: AbstractBaseUser | None = None,
     task_id: str = "",
@@ -118,11 +122,15 @@ def training_run_create(
     Raises ParamError (naming the field) for a bad request and TrainingConflict when a run
     for the same model is already queued or running.
     """
+    activation = LEGACY_ACTIVATION.get(activation, activation)
     if activation not in ActivationMode.values:
         modes = ", ".join(ActivationMode.values)
-        raise ParamError("activate", f"activate must be one of {modes}; got {activation!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ParamError("seed", f"seed must be a whole number from 0 to {MAX_SEED}; got {seed!r:.30}.")
+        raise ParamError("activate", f"activate must be one of {modes}; got {activation!r:.40}.")
+    for field_name, value in (("seed", seed), ("split_seed", split_seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise ParamError(
+                field_name, f"{field_name} must be a whole number from 0 to {MAX_SEED}; got {value!r:.30}."
+            )
     name, path = training_request_validate(
         algorithm=algorithm, params=params, model_name=model_name, data_path=data_path, test_size=test_size
     )
@@ -137,6 +145,7 @@ def training_run_create(
                 data_path=str(path),
                 test_size=test_size,
                 seed=seed,
+                split_seed=split_seed,
                 activation=activation,
                 trigger=trigger,
                 triggered_by=user if user is not None and user.is_authenticated else None,
@@ -203,9 +212,31 @@ def training_run_execute(*, run_id: int, task_id: str = "", worker: str = "") ->
         TrainingRun.objects.filter(pk=run_id).update(data_sha256=dataset.sha256)
         with memory_ceiling(settings.PENGUIN_WORKER_MAX_MEMORY_MB):
             result = train(
-                algorithm=run.algorithm, dataset=dataset, params=run.params, test_size=run.test_size, seed=run.seed
+                algorithm=run.algorithm,
+                dataset=dataset,
+                params=run.params,
+                test_size=run.test_size,
+                seed=run.seed,
+                split_seed=run.split_seed,
             )
-        activate, note = promotion_decision(model_name=run.model_name, metrics=result.metrics, mode=run.activation)
+        identical = identical_version_find(model_name=run.model_name, result=result)
+        if identical is not None:
+            note = (
+                f"identical to v{identical.number}: the trained artifact is byte for byte the same, "
+                "so no new version was registered"
+            )
+            finish(
+                run_id,
+                status=TrainingRun.Status.SUCCEEDED,
+                version=identical,
+                identical=True,
+                activated=False,
+                activation_note=note,
+            )
+            logger.info("run %s: %s %s", run_id, run.model_name, note)
+            return TrainingRun.objects.get(pk=run_id)
+        promotion = promotion_decide(model_name=run.model_name, result=result, dataset=dataset, policy=run.activation)
+        activate, note = promotion.activate, promotion.note
         version = model_version_register(
             model_name=run.model_name,
             pipeline=result.pipeline,
@@ -214,6 +245,7 @@ def training_run_execute(*, run_id: int, task_id: str = "", worker: str = "") ->
                 extra_files={
                     "confusion_matrix.png": confusion_matrix_png(result, f"{run.model_name} ({run.algorithm})")
                 },
+                evaluation=promotion.evaluation,
             ),
             activate=activate,
             activation_note=note,
