@@ -138,6 +138,7 @@ class Prediction(models.Model):
     class Endpoint(models.TextChoices):
         CLASSIFY = "classify", "POST /classify/<name>"
         PREDICT = "predict", "POST /api/v1/models/<name>/predict"
+        INFER = "infer", "POST /v2/models/<name>/infer"
 
     id = models.BigAutoField(primary_key=True)
     # No single-column FK indexes: the (model, -id) and (version, -id) indexes below serve

@@ -97,3 +97,10 @@ def versions_live_accuracy(*, version_ids: list[int]) -> dict[int, dict]:
         }
         for row in rows
     }
+
+
+def model_version_numbers(*, model_name: str) -> list[int]:
+    """Every version number of a model, oldest first."""
+    return list(
+        ModelVersion.objects.filter(model__name=model_name).order_by("number").values_list("number", flat=True)
+    )

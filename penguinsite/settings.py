@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files of our own
     "classifier",
     "training",
 ]
@@ -265,6 +266,12 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs pages load their scripts from our static files, never from another host.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No validator badge: Swagger UI would ask an online validator about the schema.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     # Stable names for the choice sets that share a field name (status) or a value list.
     "ENUM_NAME_OVERRIDES": {
@@ -272,6 +279,9 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": ["active", "inactive", "broken"],
         "ModelReadinessEnum": ["ready", "broken"],
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "TensorDatatypeEnum": "classifier.api.v2.serializers.DATATYPES",
+        "OutputDatatypeEnum": "classifier.api.v2.serializers.OUTPUT_DATATYPES",
+        "OutputNameEnum": "classifier.api.v2.serializers.OUTPUT_NAMES",
     },
     # API v1 routes take an optional trailing slash; document them without it.
     "PREPROCESSING_HOOKS": ["core.api.schema.strip_optional_trailing_slash"],

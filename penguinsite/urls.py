@@ -1,4 +1,5 @@
-"""URL configuration: the compatible endpoints, API v1, schema/docs, health, metrics, admin."""
+"""URL configuration: the compatible endpoints, API v1, the Open Inference Protocol (/v2), schema/docs,
+health, metrics, admin."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -17,9 +18,10 @@ urlpatterns = [
     path("models", compat.ModelsView.as_view(), name="compat-models"),
     path("classify/<str:name>", compat.ClassifyView.as_view(), name="compat-classify"),
     path("api/v1/", include(api_v1)),
+    path("v2", include("classifier.api.v2.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", MetricsView.as_view(), name="metrics"),

@@ -7,8 +7,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-BEFORE = ("classifier", "0003_prediction_lean_indexes")
-AFTER = ("classifier", "0004_typed_prediction_log_and_monitoring")
+BEFORE = ("classifier", "0004_prediction_endpoint_infer")
+AFTER = ("classifier", "0005_typed_prediction_log_and_monitoring")
 INPUTS = {
     "island": 2,
     "bill_length_mm": 46.1,

@@ -53,7 +53,7 @@ def _run(make_sql):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("classifier", "0003_prediction_lean_indexes"),
+        ("classifier", "0004_prediction_endpoint_infer"),
     ]
 
     operations = [
