@@ -41,6 +41,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("api:model-list", "GET"): OPEN,
     ("api:model-detail", "GET"): OPEN,
     ("api:model-predict", "POST"): OPEN,
+    ("api:model-monitoring", "GET"): LOGIN,
     ("api:model-version-list", "GET"): OPEN,
     ("api:model-version-detail", "GET"): OPEN,
     ("api:model-version-activate", "POST"): STAFF,

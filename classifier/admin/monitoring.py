@@ -23,30 +23,28 @@ from ..monitoring import charts
 from ..monitoring.quality import wilson_interval
 from ..services.monitoring import MonitoringError, monitoring_analysis, monitoring_check
 
-VOLUME_DAYS = 30
 HISTORY_ROWS = 20
 
 
-def daily_volume(*, model: MLModel, days: int = VOLUME_DAYS) -> tuple[list[date], dict[str, list[int]]]:
-    """Predictions per day per version over the last ``days`` days (one grouped query)."""
-    today = timezone.localdate()
-    first = today - timedelta(days=days - 1)
-    since = timezone.make_aware(datetime.combine(first, datetime.min.time()))
+def daily_volume(*, model: MLModel, since: datetime, until: datetime) -> tuple[list[date], dict[str, list[int]]]:
+    """Predictions per day per version of the model in the window (one grouped query, no join)."""
     rows = (
-        Prediction.objects.filter(model=model, created_at__gte=since)
+        Prediction.objects.filter(model=model, created_at__gte=since, created_at__lt=until)
         .order_by()
         .annotate(day=TruncDate("created_at"))
-        .values("day", "version__number")
+        .values("day", "version_id")
         .annotate(n=Count("id"))
     )
-    calendar = [first + timedelta(days=offset) for offset in range(days)]
+    first, last = timezone.localtime(since).date(), timezone.localtime(until).date()
+    calendar = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
     position = {day: index for index, day in enumerate(calendar)}
-    series: dict[str, list[int]] = {}
+    numbers = dict(model.versions.values_list("id", "number"))
+    series: dict[int, list[int]] = {}
     for row in rows:
-        counts = series.setdefault(f"v{row['version__number']}", [0] * days)
+        counts = series.setdefault(numbers[row["version_id"]], [0] * len(calendar))
         if row["day"] in position:
             counts[position[row["day"]]] += row["n"]
-    return calendar, dict(sorted(series.items(), key=lambda item: int(item[0][1:])))
+    return calendar, {f"v{number}": series[number] for number in sorted(series)}
 
 
 def _accuracy_points(daily: list[dict]) -> list[tuple[date, float, float, float]]:
@@ -62,7 +60,10 @@ def model_monitoring_context(*, model: MLModel, version: ModelVersion | None = N
     """The monitoring page of a model: report, pictures, drifted features, checks history."""
     analysis = monitoring_analysis(model=model, version=version, since=since, until=until)
     report = analysis.report
-    days, series = daily_volume(model=model)
+    window = report["window"]
+    days, series = daily_volume(
+        model=model, since=datetime.fromisoformat(window["since"]), until=datetime.fromisoformat(window["until"])
+    )
     pictures = {
         "volume": charts.volume_chart(days, series),
         "accuracy": charts.accuracy_chart(_accuracy_points(report["daily"])),

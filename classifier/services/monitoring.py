@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.datasets import DatasetError, dataset_load
 from core.encoding import FIELDS, SPECIES
+from core.errors import DomainError
 
 from ..models import MLModel, ModelVersion, MonitoringReport, Prediction
 from ..monitoring import signals
@@ -35,12 +36,8 @@ SHIPPED_DATASET = "shipped dataset"
 _COLUMNS = (*FIELDS, "species_id", "true_species_id", "latency_ms")
 
 
-class MonitoringError(ValueError):
-    """The report cannot be made as asked; the message says why (e.g. an unknown version)."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+class MonitoringError(DomainError):
+    """The report cannot be made as asked (400 naming the field, e.g. ``since`` after ``until``)."""
 
 
 def monitoring_window(*, since: datetime | None = None, until: datetime | None = None) -> tuple[datetime, datetime]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from classifier.models import MonitoringReport
-from classifier.services.monitoring import MonitoringError, monitoring_report
+from classifier.services.monitoring import monitoring_report
 from core.api.schema import error, errors
 
 VERDICTS = [choice.value for choice in MonitoringReport.Verdict]
@@ -193,13 +193,11 @@ class MonitoringActionMixin:
                     "lists them.",
                     code="version_not_found",
                 )
-        try:
-            report = monitoring_report(
-                model=model,
-                version=version,
-                since=query.validated_data.get("since"),
-                until=query.validated_data.get("until"),
-            )
-        except MonitoringError as exc:
-            raise ValidationError({exc.field or "non_field_errors": [str(exc)]}) from None
+        # A MonitoringError (since after until) is a DomainError: the error handler answers 400.
+        report = monitoring_report(
+            model=model,
+            version=version,
+            since=query.validated_data.get("since"),
+            until=query.validated_data.get("until"),
+        )
         return Response(report)
