@@ -105,10 +105,6 @@ class ModelVersion(models.Model):
         return f"{self.model.name} v{self.number}"
 
     @property
-    def is_broken(self) -> bool:
-        return bool(self.broken_reason)
-
-    @property
     def status(self) -> str:
         if self.broken_reason:
             return "broken"
@@ -136,6 +132,7 @@ class Prediction(models.Model):
     class Endpoint(models.TextChoices):
         CLASSIFY = "classify", "POST /classify/<name>"
         PREDICT = "predict", "POST /api/v1/models/<name>/predict"
+        INFER = "infer", "POST /v2/models/<name>/infer"
 
     id = models.BigAutoField(primary_key=True)
     # No single-column FK indexes: the (model, -id) and (version, -id) indexes below serve

@@ -64,14 +64,6 @@ def model_list() -> QuerySet[MLModel]:
     return MLModel.objects.select_related("active_version").annotate(version_count=Count("versions"))
 
 
-def model_get(*, name: str) -> MLModel | None:
-    return model_list().filter(name=name).first()
-
-
-def model_version_list(*, model: MLModel) -> QuerySet[ModelVersion]:
-    return model.versions.select_related("model").order_by("-number")
-
-
 def prediction_list() -> QuerySet[Prediction]:
     return Prediction.objects.select_related("model", "version").order_by("-id")
 
@@ -105,3 +97,10 @@ def versions_live_accuracy(*, version_ids: list[int]) -> dict[int, dict]:
         }
         for row in rows
     }
+
+
+def model_version_numbers(*, model_name: str) -> list[int]:
+    """Every version number of a model, oldest first."""
+    return list(
+        ModelVersion.objects.filter(model__name=model_name).order_by("number").values_list("number", flat=True)
+    )

@@ -8,7 +8,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from .errors import PayloadTooLarge, body_limit_message
+from .exceptions import PayloadTooLarge, body_limit_message
 
 
 def _reject_constant(name: str):
@@ -22,11 +22,12 @@ class BoundedJSONParser(JSONParser):
     body over ``PENGUIN_MAX_BODY_BYTES`` is refused with 413 before it is read.
     """
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    @staticmethod
+    def read_bounded(stream, meta) -> bytes:
+        """The body's bytes; 413 when it is (or says it is) over the limit, before reading it."""
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        request = (parser_context or {}).get("request")
         try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+            declared = int(meta.get("CONTENT_LENGTH") or 0)
         except ValueError:
             declared = 0
         if declared > limit:
@@ -34,6 +35,11 @@ class BoundedJSONParser(JSONParser):
         data = stream.read(limit + 1) if stream is not None else b""
         if len(data) > limit:
             raise PayloadTooLarge(body_limit_message())
+        return data
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        data = self.read_bounded(stream, request.META if request is not None else {})
         if not data.strip():
             return {}
         try:

@@ -57,6 +57,10 @@ _ERRORS: dict[int, tuple[str, dict]] = {
     ),
 }
 
+# Examples shared by the list and detail views of every app.
+NOT_FOUND = {"detail": "Not found.", "code": "not_found"}
+INVALID_CURSOR = {"detail": "Invalid cursor", "code": "not_found"}
+
 
 def error(status: int, description: str | None = None, example: dict | None = None) -> OpenApiResponse:
     """One documented error response (the shared body shape and an example)."""
@@ -114,7 +118,8 @@ def complete_error_responses(result, generator, request, public):
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            operation["responses"].setdefault("429", throttled)
+            # An operation with its own 429 body (the /v2 protocol's shape) still gets the header.
+            operation["responses"].setdefault("429", throttled).setdefault("headers", throttled["headers"])
             for status, response in operation["responses"].items():
                 content = response.get("content", {}).get("application/json")
                 if content is not None and int(status) in _ERRORS and not content.get("examples"):
