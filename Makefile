@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -12,15 +13,24 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+# `make run` needs the runtime requirements only; `make test` adds the test and lint tools.
+$(RUNTIME_STAMP): $(BIN)/python requirements.txt
+	@echo "Installing the runtime requirements into $(VENV) (the first time takes a few minutes) ..."
+	$(BIN)/pip install --progress-bar on -r requirements.txt
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP) requirements-dev.txt
+	@echo "Installing the test and lint tools into $(VENV) ..."
+	$(BIN)/pip install --progress-bar on -r requirements-dev.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 # Plain log lines on a terminal; production (compose) keeps one JSON object per line.
+# HOST and PORT choose where it listens: `make run PORT=8080`, `make run HOST=0.0.0.0`.
+# gunicorn prints the landing page's, the admin's and the docs' URLs once it is serving.
 run: export PENGUIN_LOG_FORMAT ?= text
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py bootstrap
@@ -43,7 +53,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-worker: $(STAMP)
+worker: $(RUNTIME_STAMP)
 	$(BIN)/celery -A penguinsite worker -l info
 
 bench: $(STAMP)

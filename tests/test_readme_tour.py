@@ -73,3 +73,8 @@ def _next_link(body: str) -> str | None:
     except ValueError:
         return None
     return answer.get("next") if isinstance(answer, dict) else None
+
+
+def test_the_server_says_where_the_landing_page_admin_and_docs_are(local_site):
+    url = local_site.url
+    assert f"Serving {url}/  admin: {url}/admin/  API docs: {url}/api/docs/" in local_site.server.log_text()
