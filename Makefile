@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast venv lint format bench worker clean stack-check
+.PHONY: run test test-fast venv lint format bench worker notebook clean stack-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,16 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Jupyter Lab on training/notebooks/train.ipynb, with the same database and artifacts as
+# `make run`; its last cell asks the service at HOST:PORT (start `make run` first).
+$(VENV)/.installed-notebook: $(RUNTIME_STAMP) requirements-notebook.txt
+	@echo "Installing Jupyter Lab into $(VENV) ..."
+	$(BIN)/pip install --progress-bar on -r requirements-notebook.txt
+	touch $@
+
+notebook: $(VENV)/.installed-notebook
+	PENGUIN_WEB_URL=http://$(HOST):$(PORT) $(BIN)/jupyter lab --ServerApp.root_dir=training/notebooks
 
 worker: $(RUNTIME_STAMP)
 	$(BIN)/celery -A penguinsite worker -l info
