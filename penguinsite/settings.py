@@ -97,7 +97,7 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "penguinsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

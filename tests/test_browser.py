@@ -72,6 +72,18 @@ def _page_errors(driver) -> list[str]:
         return []
 
 
+def test_landing_page_leads_to_the_admin_and_the_docs(server, browser):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server.url}/")
+    screenshot(browser, "landing")
+    assert browser.title == "Penguin Classifier"
+    links = {a.text: a.get_attribute("href") for a in browser.find_elements(By.TAG_NAME, "a")}
+    assert links["Admin"] == f"{server.url}/admin/"
+    assert links["API docs (Swagger UI)"] == f"{server.url}/api/docs/"
+    assert not _page_errors(browser)
+
+
 # The docs' scripts and styles are our own static files (drf-spectacular-sidecar): a machine
 # without internet access renders them too, and they name no other host.
 def test_swagger_ui_lists_the_operations(server, browser):

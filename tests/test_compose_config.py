@@ -58,7 +58,9 @@ def config(tmp_path_factory) -> dict:
 
 def test_the_compose_tool_accepts_the_file_with_the_env_example(config):
     assert {"db", "redis", "web", "worker", "notebook"} <= set(config["services"])
-    assert config["services"]["web"]["environment"]["DATABASE_URL"] == "postgres://penguin:dbpassword123@db:5432/penguin"
+    assert (
+        config["services"]["web"]["environment"]["DATABASE_URL"] == "postgres://penguin:dbpassword123@db:5432/penguin"
+    )
 
 
 def test_without_the_secrets_the_compose_tool_refuses_naming_the_variable(tmp_path):
