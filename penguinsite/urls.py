@@ -14,6 +14,11 @@ from training.api import urls as training_api
 
 from .views import landing
 
+# The admin names the service in its header and in every page's title.
+admin.site.site_header = "Penguin Classifier"
+admin.site.site_title = "Penguin Classifier admin"
+admin.site.index_title = "Models, training runs and the prediction log"
+
 # API v1 is one namespace ("api") composed of each app's routes.
 api_v1 = ([*classifier_api.urlpatterns, *training_api.urlpatterns], "api")
 
