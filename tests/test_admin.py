@@ -187,6 +187,42 @@ def test_a_versions_page_shows_metrics_params_hash_libraries_report_and_picture(
     assert b"".join(picture.streaming_content).startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def test_a_versions_page_shows_its_predictions_live_accuracy_size_and_changed_params(admin_client, trained_knn):
+    second = training_run_start(algorithm="knn", params={"n_neighbors": 9}).version
+    rows = _predictions(second, [1, 2, 3, 3])
+    for row, truth in zip(rows, [1, 2, 3, 1]):
+        Prediction.objects.filter(pk=row.pk).update(true_species_id=truth)
+    page = admin_client.get(f"{VERSIONS}{second.pk}/change/").content.decode()
+    assert "<h1>Model version knn v2</h1>" in page
+    assert f'href="{PREDICTIONS}?version={second.pk}">4</a>' in page
+    assert "75.0% (3 right of 4 with feedback)" in page
+    assert f"{second.size_bytes / 1000:.1f} kB" in page
+    assert re.search(r"\d+\.\d\d s", page)  # training time
+    changed, _, everything = page.partition("<details>")
+    assert "n_neighbors" in changed and "leaf_size" not in changed  # only what differs from scikit-learn's
+    assert "all 8 parameters" in everything and "leaf_size" in everything
+    first = admin_client.get(f"{VERSIONS}{trained_knn.pk}/change/").content.decode()
+    assert "no feedback yet" in first and "scikit-learn&#x27;s defaults" in first
+
+
+def test_a_models_page_shows_who_activated_which_version_when_and_why(admin_client, admin_user, trained_knn):
+    second = training_run_start(algorithm="knn", params={"n_neighbors": 9}).version
+    admin_client.post(f"{VERSIONS}activate/?ids={trained_knn.pk}", {"reason": "v2 confuses Chinstraps"})
+    page = admin_client.get(f"{MODELS}{trained_knn.model_id}/change/").content.decode()
+    assert "<h1>Model knn</h1>" in page and "Activation history" in page
+    history = page[page.index("<th>when</th>") :]
+    assert history.index("v2 confuses Chinstraps") < history.index(f">knn v{second.number}</a>")  # newest first
+    assert admin_user.username in history
+
+
+def test_the_site_header_and_list_titles_say_what_the_page_is(admin_client, trained_knn):
+    page = admin_client.get(MODELS).content.decode()
+    assert "<h1>Models</h1>" in page and "Select model to change" not in page
+    assert "Penguin Classifier</a></div>" in page or ">Penguin Classifier<" in page
+    assert "<title>Models | Penguin Classifier admin</title>" in page
+    assert "<h1>Model versions</h1>" in admin_client.get(VERSIONS).content.decode()
+
+
 def test_the_picture_view_serves_nothing_outside_the_artifacts_folder(admin_client, trained_knn, tmp_path):
     outside = tmp_path / "secret.png"
     outside.write_bytes(b"\x89PNG not yours")
@@ -273,7 +309,8 @@ def test_the_runs_page_shows_status_duration_error_and_version(admin_client, tra
     page = admin_client.get(RUNS).content.decode()
     assert "succeeded" in page and "failed" in page
     assert f'href="{VERSIONS}{trained_knn.pk}/change/">knn v1</a>' in page
-    assert re.search(r"\d+\.\ds</td>", page)
+    assert re.search(r"<td class=\"field-duration\">\d+\.\d\d s</td>", page)  # seconds to 2 decimals
+    assert "<h1>Training runs</h1>" in page
     detail = admin_client.get(f"{RUNS}{failed.pk}/change/").content.decode()
     assert str(bad) in detail
     assert 'name="_save"' not in detail and "deletelink" not in detail  # an audit trail: read-only

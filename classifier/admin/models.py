@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Count
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
-from ..models import MLModel, ModelVersion
-from .common import VersionColumnsMixin, metric, metrics_table, version_link
+from ..models import MLModel, ModelActivation, ModelVersion
+from .common import PageTitlesMixin, VersionColumnsMixin, metric, metrics_table, version_link
+
+HISTORY_ROWS = 50
 
 
 class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
@@ -44,8 +48,8 @@ class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
 
 
 @admin.register(MLModel)
-class MLModelAdmin(admin.ModelAdmin):
-    list_display = ("name", "algorithm", "active", "test_accuracy", "test_f1", "version_count", "updated_at")
+class MLModelAdmin(PageTitlesMixin, admin.ModelAdmin):
+    list_display = ("name", "algorithm", "active", "test_accuracy", "test_f1", "version_count", "updated")
     search_fields = ("name",)
     list_filter = ("algorithm",)
     inlines = (ModelVersionInline,)
@@ -55,10 +59,19 @@ class MLModelAdmin(admin.ModelAdmin):
         "description",
         "active",
         "active_metrics",
+        "activation_history",
         "created_at",
         "updated_at",
     )
-    readonly_fields = ("name", "algorithm", "active", "active_metrics", "created_at", "updated_at")
+    readonly_fields = (
+        "name",
+        "algorithm",
+        "active",
+        "active_metrics",
+        "activation_history",
+        "created_at",
+        "updated_at",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("active_version").annotate(version_count=Count("versions"))
@@ -90,3 +103,32 @@ class MLModelAdmin(admin.ModelAdmin):
     @admin.display(description="metrics of the active version")
     def active_metrics(self, model: MLModel) -> str:
         return metrics_table(model.active_version.metrics if model.active_version else None)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, model: MLModel) -> str:
+        return timezone.localtime(model.updated_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="activation history")
+    def activation_history(self, model: MLModel) -> str:
+        """Which version served from when, who switched it and why (newest first)."""
+        activations = (
+            ModelActivation.objects.filter(model=model)
+            .select_related("version", "previous_version", "activated_by")
+            .order_by("-id")[:HISTORY_ROWS]
+        )
+        rows = [
+            (
+                timezone.localtime(activation.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                version_link(activation.version, model.name),
+                f"v{activation.previous_version.number}" if activation.previous_version else "-",
+                activation.activated_by.get_username() if activation.activated_by else (activation.actor or "-"),
+                activation.reason or "-",
+            )
+            for activation in activations
+        ]
+        if not rows:
+            return "-"
+        return format_html(
+            "<table><tr><th>when</th><th>version</th><th>instead of</th><th>who</th><th>why</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )

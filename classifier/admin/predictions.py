@@ -175,7 +175,9 @@ class PredictionAdmin(PageTitlesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             prediction_feedback_record(prediction=prediction, species_id=species_id, user=request.user)
             verdict = "right" if species_id == prediction.species_id else "wrong"
             self.message_user(
-                request, f"Recorded {SPECIES[species_id]} as the true species: the answer was {verdict}.", messages.SUCCESS
+                request,
+                f"Recorded {SPECIES[species_id]} as the true species: the answer was {verdict}.",
+                messages.SUCCESS,
             )
         return redirect("admin:classifier_prediction_change", prediction.pk)
 
