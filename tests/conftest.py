@@ -125,14 +125,3 @@ def live_stack():
     with service.live_stack() as stack:
         yield stack
 
-
-@pytest.fixture(scope="session")
-def local_site():
-    """The service as a fresh `make run` serves it (SQLite, no broker, the five default models,
-    the admin login of ``service.ADMIN_USER``), for the whole session.
-
-    The README tour test relies on its order of events (run and prediction ids): other tests
-    may read from it but must not write.
-    """
-    with service.local_server() as site:
-        yield site

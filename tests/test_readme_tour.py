@@ -15,12 +15,19 @@ import subprocess
 import pytest
 
 from tests.support.processes import REPO
-from tests.support.service import ADMIN_USER
+from tests.support.service import ADMIN_USER, local_server
 from tests.support.tour import curl_steps, mismatch
 
 pytestmark = pytest.mark.slow
 
 PAGES = [REPO / "README.md", REPO / "docs" / "api.md"]
+
+
+@pytest.fixture(scope="module")
+def local_site():
+    """A fresh `make run` (SQLite, no broker, the five default models): the tour's ids start from it."""
+    with local_server() as site:
+        yield site
 
 
 def test_the_pages_show_a_tour_with_answers():

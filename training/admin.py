@@ -61,7 +61,6 @@ class TrainingRunAdmin(PageTitlesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "model_name",
-        "algorithm",
         "status_badge",
         "trigger",
         "queued",
@@ -112,7 +111,10 @@ class TrainingRunAdmin(PageTitlesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="queued", ordering="queued_at")
     def queued(self, run: TrainingRun) -> str:
-        return timezone.localtime(run.queued_at).strftime("%Y-%m-%d %H:%M:%S") if run.queued_at else "-"
+        if run.queued_at is None:
+            return "-"
+        when = timezone.localtime(run.queued_at)
+        return format_html('<span title="{}">{}</span>', when.isoformat(" ", "seconds"), when.strftime("%m-%d %H:%M"))
 
     @admin.display(description="version")
     def version_display(self, run: TrainingRun) -> str:
