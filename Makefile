@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast venv lint format bench worker notebook clean stack-check
+.PHONY: run test test-fast venv lint format bench worker beat notebook clean stack-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,8 +66,13 @@ notebook: $(VENV)/.installed-notebook
 worker: $(RUNTIME_STAMP)
 	$(BIN)/celery -A penguinsite worker -l info
 
+# Scheduled monitoring checks (every PENGUIN_MONITOR_INTERVAL seconds), run by a worker.
+beat: $(RUNTIME_STAMP)
+	$(BIN)/celery -A penguinsite beat -l info --schedule var/celerybeat-schedule
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/monitoring.py
 
 # docker-compose.yml's own commands against the local PostgreSQL and Redis (DATABASE_URL,
 # CELERY_BROKER_URL), then the README's tour over HTTP; part of `make test` too.

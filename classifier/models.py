@@ -7,6 +7,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from core.encoding import FIELDS, RULES, SPECIES_NAMES
+
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 model_name_validator = RegexValidator(
     MODEL_NAME_PATTERN,
@@ -93,6 +95,10 @@ class ModelVersion(models.Model):
     triggered_by = models.CharField(max_length=200, blank=True, help_text="Who or what created it.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     activation_note = models.TextField(blank=True, help_text="Why it was or was not activated when registered.")
+    # What monitoring compares live traffic with: the training rows' feature values and class
+    # counts (classifier.monitoring.reference); empty with reference_note saying why.
+    reference = models.JSONField(default=dict, blank=True)
+    reference_note = models.TextField(blank=True, help_text="Why the version has no reference profile.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -141,9 +147,20 @@ class Prediction(models.Model):
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions", db_index=False)
     created_at = models.DateTimeField()
     endpoint = models.CharField(max_length=16, choices=Endpoint.choices)
-    inputs = models.JSONField()
+    # The seven inputs, one typed column each (codes for island and sex), so monitoring reads
+    # plain columns and a batch is copied as numbers rather than JSON text.
+    island = models.PositiveSmallIntegerField()
+    bill_length_mm = models.FloatField()
+    bill_depth_mm = models.FloatField()
+    flipper_length_mm = models.FloatField()
+    body_mass_g = models.FloatField()
+    sex = models.PositiveSmallIntegerField()
+    year = models.PositiveSmallIntegerField()
     species_id = models.PositiveSmallIntegerField()
-    probabilities = models.JSONField(null=True, blank=True)
+    # Each species' probability; NULL when the estimator gives none.
+    proba_adelie = models.FloatField(null=True, blank=True)
+    proba_chinstrap = models.FloatField(null=True, blank=True)
+    proba_gentoo = models.FloatField(null=True, blank=True)
     latency_ms = models.FloatField()
     true_species_id = models.PositiveSmallIntegerField(null=True, blank=True)
     feedback_at = models.DateTimeField(null=True, blank=True)
@@ -182,3 +199,72 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"prediction {self.pk}"
+
+    @property
+    def inputs(self) -> dict[str, float | int]:
+        """The inputs as the API and the export write them (codes as ints)."""
+        return {field: _input_value(field, getattr(self, field)) for field in FIELDS}
+
+    @inputs.setter
+    def inputs(self, values: dict[str, float | int]) -> None:
+        # ``Prediction(inputs={...})`` still works: the dict fills the seven columns.
+        for field in FIELDS:
+            setattr(self, field, values[field])
+
+    @property
+    def probabilities(self) -> dict[str, float] | None:
+        values = [getattr(self, column) for column in PROBABILITY_COLUMNS]
+        if all(value is None for value in values):
+            return None
+        return dict(zip(SPECIES_NAMES, values))
+
+    @probabilities.setter
+    def probabilities(self, values: dict[str, float] | None) -> None:
+        for name, column in zip(SPECIES_NAMES, PROBABILITY_COLUMNS):
+            setattr(self, column, None if values is None else values[name])
+
+
+# The log's probability column of each species, in species-id order.
+PROBABILITY_COLUMNS = tuple(f"proba_{name.lower()}" for name in SPECIES_NAMES)
+
+
+def _input_value(field: str, value):
+    return int(value) if RULES[field].integral else float(value)
+
+
+class MonitoringReport(models.Model):
+    """One stored monitoring check of a version: drift has a history, /metrics reads the latest."""
+
+    class Verdict(models.TextChoices):
+        DRIFT = "drift", "drift"
+        NO_DRIFT = "no_drift", "no drift"
+        NOT_ENOUGH_DATA = "not_enough_data", "not enough data"
+        NO_REFERENCE = "no_reference", "no reference profile"
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="monitoring_reports")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="monitoring_reports")
+    created_at = models.DateTimeField(auto_now_add=True)
+    window_since = models.DateTimeField()
+    window_until = models.DateTimeField()
+    predictions = models.PositiveIntegerField()
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    dataset_drift = models.BooleanField(null=True)
+    drift_share = models.FloatField(null=True)
+    drifted_features = models.JSONField(default=list, blank=True)
+    labelled = models.PositiveIntegerField(default=0)
+    accuracy = models.FloatField(null=True)
+    accuracy_low = models.FloatField(null=True)
+    accuracy_high = models.FloatField(null=True)
+    report = models.JSONField(default=dict, help_text="The whole report, as the monitoring API answered it.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # "Latest checks of version N" (history in the admin, /metrics' latest per version).
+            models.Index(fields=["version", "-created_at"], name="monitoringreport_version"),
+            # "Latest checks of model X" (admin badge, history page).
+            models.Index(fields=["model", "-created_at"], name="monitoringreport_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} check {self.created_at:%Y-%m-%d %H:%M}: {self.verdict}"

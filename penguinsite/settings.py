@@ -183,6 +183,16 @@ PENGUIN_MODEL_CACHE_SIZE = env_int("PENGUIN_MODEL_CACHE_SIZE", 32, minimum=1)
 # but PostgreSQL flushes it within about 0.6 s (synchronous_commit=off for these INSERTs only),
 # so a database crash can lose the last fraction of a second of the log. See bench/README.md.
 PENGUIN_LOG_SYNC_COMMIT = env_bool("PENGUIN_LOG_SYNC_COMMIT", True)
+# Monitoring: a window reads at most this many of its most recent predictions; below the
+# minimum there is no drift verdict; beat checks every active version at this interval (s).
+PENGUIN_MONITOR_MAX_ROWS = env_int("PENGUIN_MONITOR_MAX_ROWS", 10_000, minimum=1)
+PENGUIN_MONITOR_MIN_ROWS = env_int("PENGUIN_MONITOR_MIN_ROWS", 30, minimum=1)
+PENGUIN_MONITOR_INTERVAL = env_int("PENGUIN_MONITOR_INTERVAL", 3600, minimum=10)
+# Dataset drift in two consecutive checks of the active version starts a training run.
+PENGUIN_RETRAIN_ON_DRIFT = env_bool("PENGUIN_RETRAIN_ON_DRIFT", False)
+CELERY_BEAT_SCHEDULE = {
+    "monitor-models": {"task": "classifier.monitor_models", "schedule": float(PENGUIN_MONITOR_INTERVAL)},
+}
 
 # Bodies larger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PENGUIN_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)

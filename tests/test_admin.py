@@ -14,6 +14,7 @@ from django.utils.http import urlencode
 
 from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
 from classifier.paginators import EstimatedCountPaginator
+from core.encoding import EXAMPLES
 from tests.support.models import uses_postgres
 from training.models import TrainingRun
 from training.services.runs import training_run_create
@@ -194,8 +195,7 @@ def test_a_versions_page_shows_its_predictions_live_accuracy_size_and_changed_pa
         Prediction.objects.filter(pk=row.pk).update(true_species_id=truth)
     page = admin_client.get(f"{VERSIONS}{second.pk}/change/").content.decode()
     assert "<h1>Model version knn v2</h1>" in page
-    assert f'href="{PREDICTIONS}?version={second.pk}">4</a>' in page
-    assert "75.0% (3 right of 4 with feedback)" in page
+    assert "4 predictions logged" in page and "3 of 4 labelled correct: <strong>0.750</strong>" in page
     assert f"{second.size_bytes / 1000:.1f} kB" in page
     assert re.search(r"\d+\.\d\d s", page)  # training time
     changed, _, everything = page.partition("<details>")
@@ -327,7 +327,7 @@ def _predictions(version: ModelVersion, species: list[int], *, days_ago: int = 0
             version=version,
             created_at=when,
             endpoint="classify",
-            inputs={"island": 1},
+            inputs=EXAMPLES["Adelie"],
             species_id=code,
             probabilities=None,
             latency_ms=1.5,

@@ -27,6 +27,7 @@ class TrainingRun(models.Model):
         API = "api"
         COMMAND = "command"
         NOTEBOOK = "notebook"
+        DRIFT = "drift"  # dataset drift in two consecutive monitoring checks
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 

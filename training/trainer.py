@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
+from classifier.monitoring.reference import profile_build
 from core.datasets import Dataset
 from core.encoding import FIELDS, SPECIES, SPECIES_IDS
 
@@ -49,6 +50,7 @@ class TrainingResult:
     test_size: float
     dataset: dict[str, Any]
     seconds: float
+    reference: dict[str, Any] = field(default_factory=dict)  # the training rows, for monitoring
 
 
 def _jsonable(value: Any) -> Any:
@@ -131,4 +133,5 @@ def train(
         test_size=test_size,
         dataset=dataset.describe(),
         seconds=time.perf_counter() - started,
+        reference=profile_build(x_train, y_train, fields=FIELDS),
     )

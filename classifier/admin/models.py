@@ -9,6 +9,7 @@ from django.utils.html import format_html, format_html_join
 
 from ..models import MLModel, ModelActivation, ModelVersion
 from .common import PageTitlesMixin, VersionColumnsMixin, metric, metrics_table, version_link
+from .monitoring import MonitoringAdminMixin
 
 HISTORY_ROWS = 50
 
@@ -48,8 +49,17 @@ class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
 
 
 @admin.register(MLModel)
-class MLModelAdmin(PageTitlesMixin, admin.ModelAdmin):
-    list_display = ("name", "algorithm", "active", "test_accuracy", "test_f1", "version_count", "updated")
+class MLModelAdmin(PageTitlesMixin, MonitoringAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "name",
+        "algorithm",
+        "active",
+        "drift_badge",
+        "test_accuracy",
+        "test_f1",
+        "version_count",
+        "updated",
+    )
     search_fields = ("name",)
     list_filter = ("algorithm",)
     inlines = (ModelVersionInline,)
@@ -59,6 +69,7 @@ class MLModelAdmin(PageTitlesMixin, admin.ModelAdmin):
         "description",
         "active",
         "active_metrics",
+        "monitoring",
         "activation_history",
         "created_at",
         "updated_at",
@@ -68,6 +79,7 @@ class MLModelAdmin(PageTitlesMixin, admin.ModelAdmin):
         "algorithm",
         "active",
         "active_metrics",
+        "monitoring",
         "activation_history",
         "created_at",
         "updated_at",

@@ -19,7 +19,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from ..models import ModelVersion
-from ..selectors import version_live_accuracy
 from ..services.registry import RegistryError, model_version_activate
 from .common import (
     PageTitlesMixin,
@@ -32,6 +31,7 @@ from .common import (
     pretty_json,
     seconds,
 )
+from .monitoring import version_monitoring_html
 
 
 class ActivateForm(forms.Form):
@@ -93,9 +93,9 @@ class ModelVersionAdmin(PageTitlesMixin, VersionColumnsMixin, ReadOnlyAdminMixin
                 )
             },
         ),
-        ("Live", {"fields": ("prediction_count", "live_accuracy")}),
         ("Metrics", {"fields": ("metrics_table", "classification_report_table")}),
         ("Confusion matrix (test set)", {"fields": ("confusion_matrix_picture",)}),
+        ("Live: predictions and feedback", {"fields": ("live_monitoring",)}),
         ("Parameters", {"fields": ("params_table",)}),
         (
             "Artifact",
@@ -216,19 +216,6 @@ class ModelVersionAdmin(PageTitlesMixin, VersionColumnsMixin, ReadOnlyAdminMixin
             messages.SUCCESS,
         )
 
-    @admin.display(description="predictions")
-    def prediction_count(self, version: ModelVersion) -> str:
-        count = version.predictions.count()  # the (version, -id) index
-        url = reverse("admin:classifier_prediction_changelist") + "?" + urlencode({"version": version.pk})
-        return format_html('<a href="{}">{}</a>', url, f"{count:,}")
-
-    @admin.display(description="live accuracy")
-    def live_accuracy(self, version: ModelVersion) -> str:
-        live = version_live_accuracy(version=version)
-        if not live["labelled"]:
-            return "no feedback yet"
-        return f"{live['accuracy']:.1%} ({live['correct']:,} right of {live['labelled']:,} with feedback)"
-
     @admin.display(description="size")
     def size(self, version: ModelVersion) -> str:
         return file_size(version.size_bytes)
@@ -289,6 +276,10 @@ class ModelVersionAdmin(PageTitlesMixin, VersionColumnsMixin, ReadOnlyAdminMixin
             return text or "-"
         url = reverse("admin:classifier_modelversion_confusion_matrix", args=[version.pk])
         return format_html('<img src="{}" alt="confusion matrix of {}" width="420"><br>{}', url, version, text)
+
+    @admin.display(description="live")
+    def live_monitoring(self, version: ModelVersion) -> str:
+        return version_monitoring_html(version)
 
     @admin.display(description="params")
     def params_table(self, version: ModelVersion) -> str:

@@ -7,10 +7,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.utils import timezone
 
-from core.encoding import FIELDS, SPECIES, SPECIES_IDS, SPECIES_NAMES, row_to_input
+from core.encoding import FIELDS, SPECIES, SPECIES_IDS, row_to_input
 
 from .. import prediction_log as writers
-from ..models import Prediction
+from ..models import PROBABILITY_COLUMNS, Prediction
 
 
 def prediction_log(
@@ -31,7 +31,8 @@ def prediction_log(
     """
     now = timezone.now()
     if len(matrix) == 1:
-        proba = probabilities[0].round(6).tolist() if probabilities is not None else None
+        proba = probabilities[0].round(6).tolist() if probabilities is not None else writers.NO_PROBABILITY_VALUES
+        inputs = row_to_input(matrix[0])
         return [
             writers.prediction_insert_one(
                 (
@@ -39,9 +40,9 @@ def prediction_log(
                     version_id,
                     now,
                     endpoint,
-                    row_to_input(matrix[0]),
+                    *(inputs[field] for field in FIELDS),
                     int(species_ids[0]),
-                    dict(zip(SPECIES_NAMES, proba)) if proba is not None else None,
+                    *proba,
                     latency_ms,
                 )
             )
@@ -53,21 +54,24 @@ def prediction_log(
             version_id=version_id,
             created_at=now,
             endpoint=endpoint,
-            inputs=writers.inputs_json(matrix),
+            inputs=writers.inputs_text(matrix),
             species=species_list,
-            probabilities=writers.probabilities_json(probabilities) if probabilities is not None else None,
+            probabilities=writers.probabilities_text(probabilities) if probabilities is not None else None,
             latency_ms=latency_ms,
         )
-    proba_list = probabilities.round(6).tolist() if probabilities is not None else [None] * len(species_list)
+    count = len(species_list)
+    proba_list = (
+        probabilities.round(6).tolist() if probabilities is not None else [writers.NO_PROBABILITY_VALUES] * count
+    )
     rows = [
         Prediction(
             model_id=model_id,
             version_id=version_id,
             created_at=now,
             endpoint=endpoint,
-            inputs=dict(zip(FIELDS, values)),
+            **dict(zip(FIELDS, values)),
             species_id=species,
-            probabilities=dict(zip(SPECIES_NAMES, proba)) if proba is not None else None,
+            **dict(zip(PROBABILITY_COLUMNS, proba)),
             latency_ms=latency_ms,
         )
         for values, species, proba in zip(writers.inputs_rows(matrix), species_list, proba_list)

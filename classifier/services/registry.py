@@ -93,6 +93,7 @@ class NewVersion:
     library_versions: dict[str, str]
     estimator: str
     extra_files: dict[str, bytes] = field(default_factory=dict)  # file name → bytes, beside the model
+    reference: dict[str, Any] = field(default_factory=dict)  # training rows' profile, for monitoring
 
 
 def fast_path_export(estimator: Any, inspection: Inspection | None = None) -> onnx_runtime.Export:
@@ -174,6 +175,8 @@ def model_version_register(
             n_train=info.n_train,
             n_test=info.n_test,
             training_seconds=info.training_seconds,
+            reference=info.reference,
+            reference_note="" if info.reference else "The trainer kept no reference profile.",
             triggered_by=triggered_by,
             created_by=user if user is not None and user.is_authenticated else None,
             activation_note=activation_note,

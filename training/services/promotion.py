@@ -76,6 +76,7 @@ def new_version_info(result: TrainingResult, *, extra_files: dict[str, bytes] | 
         library_versions=library_versions(),
         estimator=estimator_name(result.pipeline),
         extra_files=extra_files or {},
+        reference=result.reference,
     )
 
 

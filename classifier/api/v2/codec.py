@@ -117,23 +117,25 @@ def decode_request(body: InferBody, *, max_rows: int) -> InferRequest:
     if not isinstance(header, dict):
         raise ProtocolError('Expected a JSON object with "inputs".')
     request_id = header.get("id")
-    if request_id is not None and not isinstance(request_id, str):
+    if "id" in header and not isinstance(request_id, str):
         raise ProtocolError('"id" must be a string.')
-    parameters = _object(header.get("parameters"), "parameters")
+    parameters = _object(header, "parameters", "parameters")
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise ProtocolError('"inputs" must be a non-empty list of tensors.')
     tensors = _read_tensors(inputs, body.binary)
     matrix = _matrix(tensors, max_rows=max_rows)
-    outputs, binary_outputs, explicit = _requested_outputs(header.get("outputs"), parameters)
+    outputs, binary_outputs, explicit = _requested_outputs(header, parameters)
     return InferRequest(
         id=request_id, matrix=matrix, outputs=outputs, binary_outputs=binary_outputs, explicit_outputs=explicit
     )
 
 
-def _object(value: Any, where: str) -> dict:
-    if value is None:
+def _object(container: dict, key: str, where: str) -> dict:
+    """``container[key]``, a JSON object when present (``null`` is not one); ``{}`` when absent."""
+    if key not in container:
         return {}
+    value = container[key]
     if not isinstance(value, dict):
         raise ProtocolError(f'"{where}" must be a JSON object.')
     return value
@@ -166,13 +168,13 @@ def _read_tensors(inputs: list, binary: bytes) -> list[Tensor]:
         ):
             raise ProtocolError(f"{where}: shape must be a list of non-negative whole numbers, such as [2, 7].")
         datatype = raw.get("datatype")
-        if datatype not in NUMERIC_DTYPES and datatype != "BYTES":
+        if not isinstance(datatype, str) or (datatype not in NUMERIC_DTYPES and datatype != "BYTES"):
             raise ProtocolError(
                 f"{where}: datatype {str(datatype)[:20]!r} is not accepted; use FP32 or FP64 "
                 "(BYTES for island and sex names)."
             )
         count = math.prod(shape)
-        parameters = _object(raw.get("parameters"), f"{where} parameters")
+        parameters = _object(raw, "parameters", f"{where} parameters")
         size = parameters.get("binary_data_size")
         if size is not None:
             if "data" in raw:
@@ -184,6 +186,8 @@ def _read_tensors(inputs: list, binary: bytes) -> list[Tensor]:
         else:
             if "data" not in raw:
                 raise ProtocolError(f"{where}: data is required.")
+            if not isinstance(raw["data"], list):
+                raise ProtocolError(f"{where}: data must be a list of values, flat or nested as the shape.")
             values = _flatten(raw["data"], where)
             _check_json_types(values, datatype, where)
         if len(values) != count:
@@ -194,10 +198,8 @@ def _read_tensors(inputs: list, binary: bytes) -> list[Tensor]:
     return tensors
 
 
-def _flatten(data: Any, where: str) -> list[Any]:
+def _flatten(data: list, where: str) -> list[Any]:
     """Row-major values of flat or nested JSON data."""
-    if not isinstance(data, list):
-        return [data]
     if not any(isinstance(item, list) for item in data):
         return data
     flat: list[Any] = []
@@ -333,9 +335,10 @@ def _describe(errors: dict[str, list[str]]) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def _requested_outputs(raw: Any, parameters: dict) -> tuple[list[str], set[str], bool]:
+def _requested_outputs(header: dict, parameters: dict) -> tuple[list[str], set[str], bool]:
     binary_default = parameters.get("binary_data_output") is True
-    if raw is None:
+    raw = header.get("outputs")
+    if "outputs" not in header:
         names = list(DEFAULT_OUTPUTS)
         return names, set(names) if binary_default else set(), False
     if not isinstance(raw, list) or not raw:
@@ -351,7 +354,7 @@ def _requested_outputs(raw: Any, parameters: dict) -> tuple[list[str], set[str],
         if name in names:
             raise ProtocolError(f"outputs[{index}]: {name} is asked for twice.")
         names.append(name)
-        flag = _object(output.get("parameters"), f"outputs[{index}].parameters").get("binary_data")
+        flag = _object(output, "parameters", f"outputs[{index}].parameters").get("binary_data")
         if flag is True or (flag is None and binary_default):
             binary.add(name)
     return names, binary, True

@@ -87,11 +87,15 @@ class InferenceRequestedOutputSerializer(serializers.Serializer):
 
 
 class InferenceRequestSerializer(serializers.Serializer):
-    id = serializers.CharField(required=False, help_text="Echoed in the answer.")
+    id = serializers.CharField(required=False, allow_blank=True, help_text="Echoed in the answer.")
     parameters = serializers.DictField(required=False, help_text="binary_data_output: true for raw-byte outputs.")
-    inputs = InferenceInputSerializer(many=True, min_length=1)
-    outputs = InferenceRequestedOutputSerializer(
-        many=True, required=False, help_text="Default: predict and predict_proba."
+    # ListField, not many=True: the schema then says the lists may not be empty.
+    inputs = serializers.ListField(child=InferenceInputSerializer(), min_length=1)
+    outputs = serializers.ListField(
+        child=InferenceRequestedOutputSerializer(),
+        min_length=1,
+        required=False,
+        help_text="Default: predict and predict_proba.",
     )
 
 
@@ -106,5 +110,5 @@ class InferenceOutputSerializer(serializers.Serializer):
 class InferenceResponseSerializer(serializers.Serializer):
     model_name = serializers.CharField()
     model_version = serializers.CharField(help_text="The version that answered.")
-    id = serializers.CharField(required=False)
+    id = serializers.CharField(required=False, allow_blank=True)
     outputs = InferenceOutputSerializer(many=True)

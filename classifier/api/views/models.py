@@ -27,6 +27,7 @@ from ..serializers import (
     VersionDetailSerializer,
     VersionSerializer,
 )
+from .monitoring import MonitoringActionMixin
 from .predict import PredictActionMixin
 
 
@@ -42,7 +43,7 @@ from .predict import PredictActionMixin
         responses={200: MLModelSerializer, **errors(404)},
     ),
 )
-class MLModelViewSet(PredictActionMixin, ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
+class MLModelViewSet(MonitoringActionMixin, PredictActionMixin, ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
     # Meta.ordering does not apply to an aggregated (annotated) queryset: order explicitly.
     queryset = selectors.model_list().select_related("active_version__model").order_by("name")
     serializer_class = MLModelSerializer
