@@ -17,7 +17,7 @@ def test_the_landing_page_links_the_admin_the_docs_and_the_endpoints(client):
     assert "<title>Penguin Classifier</title>" in page
     links = set(re.findall(r'href="([^"]+)"', page))
     assert {"/admin/", "/api/docs/", "/api/redoc/", "/healthz", "/readyz", "/models", "/api/schema/"} <= links
-    for link in links:
+    for link in links - {"data:,"}:  # the empty favicon asks nothing of the server
         assert client.get(link).status_code in (200, 302, 503), link  # every link leads somewhere
 
 
