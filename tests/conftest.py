@@ -124,4 +124,3 @@ def live_stack():
     """
     with service.live_stack() as stack:
         yield stack
-
