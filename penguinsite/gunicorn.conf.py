@@ -74,3 +74,12 @@ def child_exit(server, worker):
 def on_exit(server):
     if _metrics_dir_created:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def when_ready(server):
+    """Say where the service answers once it does: the landing page, the admin and the docs."""
+    for listener in server.LISTENERS:
+        base = str(listener).rstrip("/")  # "http://127.0.0.1:8000" for a TCP socket
+        if not base.startswith("http://"):
+            continue
+        server.log.info("Serving %s/  admin: %s/admin/  API docs: %s/api/docs/", base, base, base)

@@ -9,6 +9,7 @@ given as ``X_FILE``, the path of a file holding the value (Docker/Kubernetes sec
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -96,7 +97,7 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "penguinsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -326,8 +327,10 @@ USE_I18N = True
 USE_TZ = True
 
 # One JSON object per line, tagged with the request id (penguinsite/logs.py); gunicorn's
-# error and access logs use the same formatter. PENGUIN_LOG_FORMAT=text for a terminal.
-_log_format = (env_str("PENGUIN_LOG_FORMAT", "json") or "json").strip().lower()
+# error and access logs use the same formatter. Unset, a terminal gets plain lines instead
+# (a command run by hand, e.g. train_model's table, is read by a person, not a collector).
+_log_format_default = "text" if sys.stderr.isatty() else "json"
+_log_format = (env_str("PENGUIN_LOG_FORMAT", _log_format_default) or _log_format_default).strip().lower()
 if _log_format not in {"json", "text"}:
     raise ImproperlyConfigured(f"PENGUIN_LOG_FORMAT: expected json or text; got {_log_format!r}.")
 LOGGING_CONFIG = "penguinsite.logs.configure"  # dictConfig + Python warnings as log lines

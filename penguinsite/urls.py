@@ -3,6 +3,7 @@ health, metrics, admin."""
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from classifier.api import compat
@@ -11,10 +12,18 @@ from classifier.health import healthz, readyz
 from classifier.metrics import MetricsView
 from training.api import urls as training_api
 
+from .views import landing
+
+# The admin names the service in its header and in every page's title.
+admin.site.site_header = "Penguin Classifier"
+admin.site.site_title = "Penguin Classifier admin"
+admin.site.index_title = "Models, training runs and the prediction log"
+
 # API v1 is one namespace ("api") composed of each app's routes.
 api_v1 = ([*classifier_api.urlpatterns, *training_api.urlpatterns], "api")
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("models", compat.ModelsView.as_view(), name="compat-models"),
     path("classify/<str:name>", compat.ClassifyView.as_view(), name="compat-classify"),
     path("api/v1/", include(api_v1)),
@@ -25,6 +34,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", MetricsView.as_view(), name="metrics"),
+    # APPEND_SLASH is off (the API answers without redirects); a person typing /admin is helped.
+    path("admin", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
 ]
 

@@ -14,10 +14,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from classifier.admin.common import ReadOnlyAdminMixin, version_link
+from classifier.admin.common import PageTitlesMixin, ReadOnlyAdminMixin, seconds, version_link
 from classifier.admin.models import MLModelAdmin
 from classifier.admin.versions import ModelVersionAdmin
 from classifier.models import MLModel, ModelVersion
@@ -60,15 +61,14 @@ def run_started_message(run: TrainingRun) -> tuple[int, str]:
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class TrainingRunAdmin(PageTitlesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Short columns, so that duration, version, activated and error fit 1440 px unclipped.
     list_display = (
         "id",
         "model_name",
-        "algorithm",
         "status_badge",
         "trigger",
-        "triggered_by",
-        "queued_at",
+        "queued",
         "duration",
         "version_display",
         "activated",
@@ -112,7 +112,14 @@ class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="duration", ordering="duration_seconds")
     def duration(self, run: TrainingRun) -> str:
-        return "-" if run.duration_seconds is None else f"{run.duration_seconds:.1f}s"
+        return seconds(run.duration_seconds)
+
+    @admin.display(description="queued", ordering="queued_at")
+    def queued(self, run: TrainingRun) -> str:
+        if run.queued_at is None:
+            return "-"
+        when = timezone.localtime(run.queued_at)
+        return format_html('<span title="{}">{}</span>', when.isoformat(" ", "seconds"), when.strftime("%m-%d %H:%M"))
 
     @admin.display(description="version")
     def version_display(self, run: TrainingRun) -> str:
@@ -120,7 +127,11 @@ class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="error")
     def short_error(self, run: TrainingRun) -> str:
-        return run.error if len(run.error) <= 80 else run.error[:79] + "…"
+        """The first 60 characters, the whole error as the tooltip (and on the run's page)."""
+        if not run.error:
+            return "-"
+        short = run.error if len(run.error) <= 60 else run.error[:59] + "…"
+        return format_html('<span title="{}">{}</span>', run.error, short)
 
 
 def _start_message(request: HttpRequest, run: TrainingRun) -> None:

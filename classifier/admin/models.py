@@ -6,13 +6,14 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
-from ..models import MLModel, ModelVersion
-from ..selectors import activation_list, challenger_stats
+from ..models import MLModel, ModelActivation, ModelVersion
+from ..selectors import challenger_stats
 from ..services.registry import model_challenger_clear
-from .common import VersionColumnsMixin, metric, metrics_table, version_link
+from .common import PageTitlesMixin, VersionColumnsMixin, metric, metrics_table, version_link
 from .monitoring import MonitoringAdminMixin
+
+HISTORY_ROWS = 50
 
 
 class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
@@ -50,7 +51,7 @@ class ModelVersionInline(VersionColumnsMixin, admin.TabularInline):
 
 
 @admin.register(MLModel)
-class MLModelAdmin(MonitoringAdminMixin, admin.ModelAdmin):
+class MLModelAdmin(PageTitlesMixin, MonitoringAdminMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "algorithm",
@@ -59,7 +60,7 @@ class MLModelAdmin(MonitoringAdminMixin, admin.ModelAdmin):
         "test_accuracy",
         "test_f1",
         "version_count",
-        "updated_at",
+        "updated",
     )
     search_fields = ("name",)
     list_filter = ("algorithm",)
@@ -73,7 +74,7 @@ class MLModelAdmin(MonitoringAdminMixin, admin.ModelAdmin):
         "monitoring",
         "challenger",
         "challenger_record",
-        "ledger",
+        "activation_history",
         "created_at",
         "updated_at",
     )
@@ -85,7 +86,7 @@ class MLModelAdmin(MonitoringAdminMixin, admin.ModelAdmin):
         "monitoring",
         "challenger",
         "challenger_record",
-        "ledger",
+        "activation_history",
         "created_at",
         "updated_at",
     )
@@ -129,24 +130,6 @@ class MLModelAdmin(MonitoringAdminMixin, admin.ModelAdmin):
         ]
         return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
-    @admin.display(description="ledger: what was live (newest first)")
-    def ledger(self, model: MLModel) -> str:
-        rows = [
-            (
-                timezone.localtime(record.created_at).strftime("%Y-%m-%d %H:%M:%S"),
-                f"v{record.version.number}" if record.version else "none",
-                f"v{record.previous_version.number}" if record.previous_version else "-",
-                record.activated_by.get_username() if record.activated_by else record.actor,
-                record.reason,
-            )
-            for record in activation_list(model=model)[:50]
-        ]
-        if not rows:
-            return "-"
-        header = "<tr><th>when</th><th>version</th><th>replaced</th><th>who</th><th>why</th></tr>"
-        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
-        return format_html("<table>{}{}</table>", mark_safe(header), body)
-
     # Models come into being by training (or a dropped-in file), never by an empty form; and
     # deleting one would orphan its artifact files and its prediction log.
     def has_add_permission(self, request) -> bool:
@@ -174,3 +157,32 @@ class MLModelAdmin(MonitoringAdminMixin, admin.ModelAdmin):
     @admin.display(description="metrics of the active version")
     def active_metrics(self, model: MLModel) -> str:
         return metrics_table(model.active_version.metrics if model.active_version else None)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, model: MLModel) -> str:
+        return timezone.localtime(model.updated_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="activation history: what was live (newest first)")
+    def activation_history(self, model: MLModel) -> str:
+        """Which version served from when, who switched it and why (newest first)."""
+        activations = (
+            ModelActivation.objects.filter(model=model)
+            .select_related("version", "previous_version", "activated_by")
+            .order_by("-id")[:HISTORY_ROWS]
+        )
+        rows = [
+            (
+                timezone.localtime(activation.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                version_link(activation.version, model.name),
+                f"v{activation.previous_version.number}" if activation.previous_version else "-",
+                activation.activated_by.get_username() if activation.activated_by else (activation.actor or "-"),
+                activation.reason or "-",
+            )
+            for activation in activations
+        ]
+        if not rows:
+            return "-"
+        return format_html(
+            "<table><tr><th>when</th><th>version</th><th>instead of</th><th>who</th><th>why</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
