@@ -35,7 +35,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", MetricsView.as_view(), name="metrics"),
     # APPEND_SLASH is off (the API answers without redirects); a person typing /admin is helped.
-    path("admin", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin", RedirectView.as_view(url="/admin/", permanent=False), name="admin-redirect"),
     path("admin/", admin.site.urls),
 ]
 

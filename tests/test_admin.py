@@ -283,8 +283,14 @@ def test_a_broken_version_cannot_be_activated(admin_client, trained_knn):
     assert MLModel.objects.get(name="knn").active_version.number == 2
 
 
-def test_activating_needs_the_permission(client, staff_user, trained_knn):
-    client.force_login(staff_user)
+@pytest.fixture
+def staff_without_permissions(db, django_user_model):
+    """A staff account that may log into the admin but holds no permission."""
+    return django_user_model.objects.create_user(username="plain-staff", password="plain-pass-123", is_staff=True)
+
+
+def test_activating_needs_the_permission(client, staff_without_permissions, trained_knn):
+    client.force_login(staff_without_permissions)
     assert client.get(activate_url(trained_knn)).status_code == 403
 
 
@@ -384,10 +390,10 @@ def test_a_predictions_page_shows_inputs_as_names_and_takes_feedback(admin_clien
     assert admin_client.get(f"{PREDICTIONS}{row.pk}/feedback/").status_code == 405
 
 
-def test_feedback_needs_the_permission(client, staff_user, trained_knn):
+def test_feedback_needs_the_permission(client, staff_without_permissions, trained_knn):
     (row,) = _predictions(trained_knn, [1])
-    staff_user.user_permissions.add(Permission.objects.get(codename="view_prediction"))
-    client.force_login(staff_user)
+    staff_without_permissions.user_permissions.add(Permission.objects.get(codename="view_prediction"))
+    client.force_login(staff_without_permissions)
     assert "feedback-form" not in client.get(f"{PREDICTIONS}{row.pk}/change/").content.decode()
     assert client.post(f"{PREDICTIONS}{row.pk}/feedback/", {"species": "1"}).status_code == 403
     row.refresh_from_db()

@@ -63,6 +63,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("schema", "GET"): OPEN,
     ("swagger-ui", "GET"): OPEN,
     ("redoc", "GET"): OPEN,
+    ("landing", "GET"): OPEN,
     ("healthz", "GET"): OPEN,
     ("readyz", "GET"): OPEN,
     ("metrics", "GET"): OPEN,  # Prometheus scrapes it; counts only, no inputs or secrets
@@ -78,7 +79,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("v2:version-infer", "POST"): OPEN,
 }
 # Function views cannot be introspected for their methods: declared here, and checked below.
-FUNCTION_VIEW_METHODS = {"healthz": {"GET"}, "readyz": {"GET"}}
+FUNCTION_VIEW_METHODS = {"healthz": {"GET"}, "readyz": {"GET"}, "landing": {"GET"}}
 # Logging in, and logging out (harmless for someone not logged in), need no staff login.
 ADMIN_PUBLIC = {"admin:login", "admin:logout"}
 
@@ -106,7 +107,7 @@ def served_methods(name: str, callback) -> set[str]:
 
 def endpoints() -> list[tuple[str, str, object]]:
     """(route name, route, view) of every non-admin route of the URL conf."""
-    found = [entry for entry in walk(get_resolver().url_patterns) if not entry[1].startswith("admin/")]
+    found = [entry for entry in walk(get_resolver().url_patterns) if not entry[1].startswith("admin")]
     unnamed = [route for name, route, _ in found if not name]
     assert not unnamed, f"routes without a name cannot be checked: {unnamed}"
     return found
@@ -254,13 +255,14 @@ def test_the_admin_refuses_posts_without_a_csrf_token(staff_user, django_user_mo
     superuser = django_user_model.objects.create_superuser("root", "root@example.com", "root-pass-123")
     client = Client(enforce_csrf_checks=True)
     client.force_login(superuser)
-    activate = f"/admin/classifier/modelversion/{v1.pk}/activate/"
+    activate = f"/admin/classifier/modelversion/activate/?ids={v1.pk}"
 
-    assert client.post(activate).status_code == 403
+    assert client.post(activate, {"reason": "roll back"}).status_code == 403
     assert v1.model.__class__.objects.get(pk=v1.model_id).active_version.number == 2
 
     client.get(f"/admin/classifier/modelversion/{v1.pk}/change/")
-    response = client.post(activate, {"csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+    token = client.cookies["csrftoken"].value
+    response = client.post(activate, {"csrfmiddlewaretoken": token, "reason": "roll back"})
     assert response.status_code == 302
     assert v1.model.__class__.objects.get(pk=v1.model_id).active_version.number == 1
 
