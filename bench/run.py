@@ -43,6 +43,8 @@ from urllib.parse import urlparse
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
+from profile import ORDER, layer_shares, py_spy, record  # noqa: E402
+
 from loadgen import request_once  # noqa: E402
 from wrk import WrkResult, wrk_load, wrk_path  # noqa: E402
 
@@ -60,7 +62,7 @@ SERVERS = {
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
 KINDS = ("django", "bare", "old", "django-relaxed")
-SECTIONS = ("training", "compute", "single", "memory", "batch", "scale")
+SECTIONS = ("training", "compute", "single", "memory", "profile", "batch", "scale")
 ADELIE = EXAMPLES["Adelie"]
 TARGETS: list[tuple[str, str, bool | None]] = []  # (target, measured, met)
 
@@ -532,6 +534,60 @@ def section_single(
     table("Single classify: the service against its baselines (requests/s, same run)", header, rows)
 
 
+def section_profile(env, logs, workdir: Path, seconds: int, kinds: list[str]) -> None:
+    """py-spy on one worker of each server while wrk loads it: CPU per request, by layer."""
+    if py_spy() is None:
+        say("\n(profile: needs py-spy: `.venv/bin/pip install -r requirements-dev.txt`)")
+        return
+    body = json.dumps(ADELIE).encode()
+    body_file = workdir / "adelie.json"
+    body_file.write_bytes(body)
+    columns: dict[str, dict[str, float]] = {}
+    totals: dict[str, tuple[float, float, int]] = {}
+    for kind in kinds:
+        with serving(kind, env, logs) as server:
+            warm(server, ["randomforest"], body, body_file)
+            raw = workdir / f"profile-{kind}.txt"
+            spy = record(server.workers()[0], seconds, raw)
+            result = measured_load(server, path="/classify/randomforest", body_file=body_file, seconds=seconds)
+            _, error = spy.communicate(timeout=seconds + 60)
+            if not raw.exists():
+                say(f"\n(profile: py-spy failed: {error.decode(errors='replace')[-300:]})")
+                return
+        counts, total = layer_shares(raw)
+        worker_ms = result.cpu_seconds / max(1, result.requests) * 1000
+        database_ms = result.db_cpu_seconds / max(1, result.requests) * 1000
+        columns[kind] = {layer: counts.get(layer, 0) / max(1, total) * worker_ms for layer in ORDER}
+        totals[kind] = (worker_ms, database_ms, total)
+    rows = []
+    for layer in ORDER:
+        cells = []
+        for kind in kinds:
+            worker_ms = totals[kind][0]
+            ms = columns[kind][layer]
+            cells += [f"{ms:.2f}", f"{ms / worker_ms * 100:.0f}%" if worker_ms else "-"]
+        rows.append([layer, *cells])
+    rows.append(
+        ["worker CPU per request (from /proc)", *[c for kind in kinds for c in (f"{totals[kind][0]:.2f}", "100%")]]
+    )
+    rows.append(
+        [
+            "PostgreSQL's own CPU per request (its session process)",
+            *[c for kind in kinds for c in (f"{totals[kind][1]:.2f}" if totals[kind][1] else "-", "")],
+        ]
+    )
+    header = ["layer"] + [c for kind in kinds for c in (f"{kind} ms/req", "share")]
+    table(
+        f"Profile: CPU per POST /classify/randomforest by layer (py-spy on one worker, wrk -t2 -c8, {seconds} s; "
+        f"load average {os.getloadavg()[0]:.1f})",
+        header,
+        rows,
+        "Each sample of the worker on the CPU is given to the innermost frame's layer (bench/profile.py); "
+        f"samples: {', '.join(f'{kind} {totals[kind][2]:,}' for kind in kinds)}. ms/req = share × the workers' "
+        "CPU per request measured from /proc over the same run.",
+    )
+
+
 def section_memory(results: dict) -> None:
     rss = results.get("rss", {})
     idle = results.get("idle_rss", {})
@@ -868,6 +924,8 @@ def main() -> None:
                 args.models or names, env, logs, manifest, args.duration, args.rounds, results, args.servers, workdir
             )
             section_memory(results)
+        if "profile" in sections:
+            section_profile(env, logs, workdir, seconds=max(4, args.duration * args.rounds), kinds=["django"])
         if "batch" in sections:
             section_batch(["randomforest", "knn"], env, logs, results)
         if "scale" in sections:
