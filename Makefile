@@ -28,6 +28,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # The edit loop: everything but the tests marked slow (live stacks, workers, load).

@@ -3,7 +3,7 @@
 Served by gunicorn with the production config (penguinsite/gunicorn.conf.py), like the
 service. ``BENCH_MODE`` picks what it does per ``POST /classify/<name>``:
 
-- ``bare``: the same JSON parsing (``json.loads`` + ``classifier.encoding.parse_one``) and
+- ``bare``: the same JSON parsing (``json.loads`` + ``core.encoding.parse_one``) and
   the same loaded model the service serves (``classifier.serving.load_version``: ONNX when
   the version's runtime is onnx), loaded once per worker. Nothing is logged.
 - ``old``: the earlier FastAPI service's pattern: unpickle the model file on every request
@@ -24,8 +24,8 @@ import joblib
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinsite.settings")
 
 from classifier import artifacts  # noqa: E402  (settings only: paths; no Django setup, no ORM)
-from classifier.encoding import SPECIES, InputError, parse_one  # noqa: E402
 from classifier.serving import load_version  # noqa: E402
+from core.encoding import SPECIES, InputError, parse_one  # noqa: E402
 
 MODE = os.environ.get("BENCH_MODE", "bare")
 with open(os.environ["BENCH_MANIFEST"]) as _handle:

@@ -48,7 +48,7 @@ from profile import ORDER, layer_shares, py_spy, record  # noqa: E402
 from loadgen import request_once  # noqa: E402
 from wrk import WrkResult, wrk_load, wrk_path  # noqa: E402
 
-from classifier.encoding import EXAMPLES  # noqa: E402
+from core.encoding import EXAMPLES  # noqa: E402
 from tests.support.postgres import database_recreate as support_database_recreate  # noqa: E402
 from tests.support.service import LiveServer, gunicorn  # noqa: E402
 
@@ -228,12 +228,12 @@ def section_training(names: list[str]) -> None:
     import matplotlib
     from sklearn.model_selection import train_test_split
 
+    from classifier.estimators import inspect_estimator
     from classifier.onnx_runtime import onnx_export
-    from classifier.serving import inspect_estimator
+    from core.datasets import dataset_load
     from training.catalogue import algorithm_get
-    from training.datasets import dataset_load
     from training.models import TrainingRun
-    from training.services import training_run_start
+    from training.start import training_run_start
     from training.trainer import train
 
     matplotlib.use("Agg")
@@ -646,7 +646,7 @@ def section_batch(names: list[str], env, logs, results: dict) -> None:
 
     from classifier.artifacts import absolute
     from classifier.models import ModelVersion
-    from training.datasets import dataset_load
+    from core.datasets import dataset_load
 
     dataset = dataset_load(REPO / "data" / "penguins.csv")
     features = dataset.features()
@@ -722,11 +722,11 @@ def section_batch(names: list[str], env, logs, results: dict) -> None:
 
 def batch_breakdown(body: bytes, name: str) -> None:
     """Where a 10,000-row batch's time goes: each step of the request path, timed in-process."""
-    from classifier.encoding import SPECIES, parse_rows
-    from classifier.live import live_registry
     from classifier.models import Prediction
-    from classifier.services import prediction_log
+    from classifier.services.predictions import prediction_log
     from classifier.serving import load_entry
+    from classifier.serving_registry import live_registry
+    from core.encoding import SPECIES, parse_rows
 
     entry = live_registry.entry(name)
     model = load_entry(entry)

@@ -10,16 +10,18 @@ Layout under ``PENGUIN_ARTIFACTS_DIR``:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import joblib
 from django.conf import settings
+
+from core.hashing import sha256_bytes
+from core.paths import PathOutside, path_within
 
 DROP_SUFFIX = "_model.pkl"
 DROP_NAME = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]{0,63})_model\.pkl$")
@@ -46,12 +48,12 @@ def absolute(relative: str) -> Path:
 
     A registry row can only name files under ``PENGUIN_ARTIFACTS_DIR``: an absolute path or
     a ``..`` is refused, so someone who can write the database but not that folder cannot
-    make the service unpickle a file of their choosing (README, "Trust and security").
+    make the service unpickle a file of their choosing (docs/security.md).
     """
-    parts = PurePosixPath(relative).parts
-    if not parts or PurePosixPath(relative).is_absolute() or ".." in parts or "\\" in relative:
-        raise ArtifactError(f"artifact path {relative[:100]!r} is not inside the artifacts folder; refused")
-    return root() / relative
+    try:
+        return path_within(root(), relative)
+    except PathOutside:
+        raise ArtifactError(f"artifact path {relative[:100]!r} is not inside the artifacts folder; refused") from None
 
 
 def is_file(relative: str) -> bool:
@@ -68,18 +70,6 @@ def relative(path: Path) -> str:
 def ensure_dirs() -> None:
     for folder in (drop_dir(), root() / "registry"):
         folder.mkdir(parents=True, exist_ok=True)
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_atomic(path: Path, data: bytes) -> None:

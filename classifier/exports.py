@@ -18,12 +18,12 @@ import json
 from datetime import datetime
 from typing import TextIO
 
-from .encoding import FIELDS, SPECIES
+from core.encoding import FIELDS, SPECIES, SPECIES_NAMES
+
 from .models import Prediction
 
 FORMATS = ("jsonl", "csv")
 CHUNK_SIZE = 2000
-SPECIES_ORDER = [SPECIES[code] for code in sorted(SPECIES)]
 CSV_COLUMNS = [
     "id",
     "timestamp",
@@ -33,7 +33,7 @@ CSV_COLUMNS = [
     *FIELDS,
     "species_id",
     "species_name",
-    *(f"probability_{name}" for name in SPECIES_ORDER),
+    *(f"probability_{name}" for name in SPECIES_NAMES),
     "true_species_id",
     "latency_ms",
 ]
@@ -95,7 +95,7 @@ def _write_csv(stream: TextIO, values) -> int:
                 *(inputs.get(field) for field in FIELDS),
                 species_id,
                 SPECIES[species_id],
-                *((proba or {}).get(name, "") for name in SPECIES_ORDER),
+                *((proba or {}).get(name, "") for name in SPECIES_NAMES),
                 "" if truth is None else truth,
                 round(latency, 3),
             ]

@@ -7,9 +7,8 @@ before the workers start, prometheus-client then keeps each worker's values in a
 there, and ``/metrics`` adds them up whichever worker answers. Without that variable
 (``runserver``, tests, one process) the ordinary in-memory registry is used.
 
-Training runs finish in Celery workers, which nobody scrapes; their counts and durations
-are read from the ``TrainingRun`` table at scrape time instead, so ``/metrics`` on any web
-worker reports every run, whichever process ran it.
+Metrics that live in the database (training runs, see ``training.metrics``) come from
+collectors an app registers with ``collector_register``; they are read at scrape time.
 """
 
 from __future__ import annotations
@@ -18,12 +17,10 @@ import logging
 import os
 
 import numpy as np
-from django.db.models import Count, Q, Sum
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.django import PrometheusDjangoView
 
-from .encoding import SPECIES
+from core.encoding import SPECIES
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +51,6 @@ MODEL_CACHE_LOADS = Counter(
     "Model versions read from disk, verified and loaded into the process cache.",
 )
 
-# Training takes seconds to minutes.
-TRAINING_DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0)
-
 
 def http_request_observe(*, method: str, route: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
@@ -71,71 +65,23 @@ def predictions_record(*, model_name: str, version_number: int, species_ids: np.
         PREDICTIONS.labels(model=model_name, version=version, species=SPECIES.get(code, str(code))).inc(count)
 
 
-class TrainingRunCollector:
-    """``penguin_training_runs`` and ``penguin_training_run_duration_seconds`` from the database.
-
-    Two small aggregate queries per scrape (the table holds one row per training request).
-    When the database is unreachable the two metrics are left out; the rest still answer.
-    """
-
-    def describe(self):
-        # Lets the registry learn the names without querying the database at import.
-        return [self._runs_family(), self._duration_family()]
-
-    def collect(self):
-        try:
-            from training.models import TrainingRun
-
-            counts = list(TrainingRun.objects.order_by().values("algorithm", "status").annotate(n=Count("pk")))
-            buckets = {
-                f"le_{i}": Count("pk", filter=Q(duration_seconds__lte=b))
-                for i, b in enumerate(TRAINING_DURATION_BUCKETS)
-            }
-            durations = list(
-                TrainingRun.objects.order_by()
-                .filter(duration_seconds__isnull=False)
-                .values("status")
-                .annotate(n=Count("pk"), total=Sum("duration_seconds"), **buckets)
-            )
-        except Exception as exc:
-            logger.warning("metrics: training runs not read from the database (%s)", type(exc).__name__)
-            return
-        runs = self._runs_family()
-        for row in counts:
-            runs.add_metric([row["algorithm"], row["status"]], row["n"])
-        duration = self._duration_family()
-        for row in durations:
-            cumulative = [(str(b), row[f"le_{i}"]) for i, b in enumerate(TRAINING_DURATION_BUCKETS)]
-            duration.add_metric([row["status"]], [*cumulative, ("+Inf", row["n"])], sum_value=row["total"] or 0.0)
-        yield runs
-        yield duration
-
-    @staticmethod
-    def _runs_family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            "penguin_training_runs", "Training runs recorded, by algorithm and status.", labels=["algorithm", "status"]
-        )
-
-    @staticmethod
-    def _duration_family() -> HistogramMetricFamily:
-        return HistogramMetricFamily(
-            "penguin_training_run_duration_seconds",
-            "Duration of finished training runs (queued time excluded), by final status.",
-            labels=["status"],
-        )
-
-
 def _exposition_registry() -> CollectorRegistry:
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    registry.register(TrainingRunCollector())
-    return registry
+        return registry
+    return REGISTRY
+
+
+EXPOSITION = _exposition_registry()
+
+
+def collector_register(collector) -> None:
+    """Add a collector read at every scrape (an app's metrics taken from the database)."""
+    EXPOSITION.register(collector)
 
 
 class MetricsView(PrometheusDjangoView):
     """``GET /metrics`` in the Prometheus text format (OpenMetrics when asked for)."""
 
-    registry = _exposition_registry()
+    registry = EXPOSITION

@@ -105,10 +105,6 @@ class ModelVersion(models.Model):
         return f"{self.model.name} v{self.number}"
 
     @property
-    def is_broken(self) -> bool:
-        return bool(self.broken_reason)
-
-    @property
     def status(self) -> str:
         if self.broken_reason:
             return "broken"

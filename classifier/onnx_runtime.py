@@ -33,6 +33,11 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
+from core.datasets import dataset_load
+from core.encoding import derived_features
+
+from .estimators import call_estimator
+
 PARITY_ATOL = 1e-5
 INPUT_NAME = "input"
 METADATA_KEY = "penguin.serving"
@@ -70,8 +75,6 @@ class ServingMetadata:
 
 @lru_cache(maxsize=4)
 def _dataset_features(path: str, mtime_ns: int, size: int) -> np.ndarray:
-    from training.datasets import dataset_load
-
     return dataset_load(path).features()
 
 
@@ -149,8 +152,6 @@ def _plain(value: Any) -> Any:
 
 def _parity(predictor: OnnxPredictor, estimator: Any, inspection: Any, matrix: np.ndarray) -> tuple[str, float | None]:
     """An empty string when ONNX and scikit-learn agree on every row, else what differs."""
-    from .serving import call_estimator
-
     expected = np.asarray(call_estimator(estimator, inspection, "predict", matrix))
     labels, probabilities = predictor.run_raw(_features(inspection, matrix), with_proba=inspection.has_proba)
     differing = int(np.sum(np.asarray(labels).astype(object) != expected.astype(object)))
@@ -208,8 +209,6 @@ def onnx_export(estimator: Any, inspection: Any) -> Export:
 
 
 def _features(inspection: Any, matrix: np.ndarray) -> np.ndarray:
-    from .encoding import derived_features
-
     return derived_features(matrix, inspection.feature_names)
 
 

@@ -64,14 +64,6 @@ def model_list() -> QuerySet[MLModel]:
     return MLModel.objects.select_related("active_version").annotate(version_count=Count("versions"))
 
 
-def model_get(*, name: str) -> MLModel | None:
-    return model_list().filter(name=name).first()
-
-
-def model_version_list(*, model: MLModel) -> QuerySet[ModelVersion]:
-    return model.versions.select_related("model").order_by("-number")
-
-
 def prediction_list() -> QuerySet[Prediction]:
     return Prediction.objects.select_related("model", "version").order_by("-id")
 

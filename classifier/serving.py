@@ -3,14 +3,8 @@
 A version's pickle is read, checked against its sha256, unpickled once per process and
 kept in a small LRU cache keyed by (version id, sha256). A version whose runtime is
 ``onnx`` loads its ONNX file instead (after the same check on both files) and answers
-through onnxruntime; see ``classifier.onnx_runtime``. ``inspect_estimator`` decides how
-a pickle is fed and how its classes map to the API's species ids:
-
-- our pipelines take the seven fields (FIELDS) and predict the API's species ids;
-- the earlier service's pickles take nine unnamed features (LEGACY_FEATURES) and predict
-  ``penguins_v1.csv`` codes (1=Adelie, 2=Gentoo, 3=Chinstrap);
-- a pipeline fitted on a DataFrame names its features; any subset of the known ones works;
-- classes given as species names are matched by name.
+through onnxruntime; see ``classifier.onnx_runtime``. ``classifier.estimators`` decides
+how a pickle is fed and how its classes map to the API's species ids.
 """
 
 from __future__ import annotations
@@ -18,133 +12,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from django.conf import settings
 
+from core.encoding import SPECIES_IDS, derived_features
+
 from . import artifacts, metrics
-from .encoding import (
-    EXAMPLES,
-    FIELDS,
-    KNOWN_FEATURES,
-    LEGACY_FEATURES,
-    SPECIES,
-    SPECIES_BY_NAME,
-    V1_SPECIES,
-    derived_features,
-)
+from .estimators import Inspection, call_estimator, inspect_estimator
 from .onnx_runtime import OnnxPredictor
 
 logger = logging.getLogger(__name__)
 
-SPECIES_IDS = np.array(sorted(SPECIES))
-# One penguin of each species (Adelie, Chinstrap, Gentoo), in FIELDS order.
-PROBE = np.array([[example[field] for field in FIELDS] for example in EXAMPLES.values()], dtype=np.float64)
-
-
-class ModelUnusable(Exception):
-    """The file is not a classifier this service can serve; the message says why."""
-
-
-@dataclass(frozen=True)
-class Inspection:
-    feature_names: tuple[str, ...]
-    named_features: bool  # fitted on a DataFrame: feed it one
-    class_values: tuple[Any, ...]
-    species_of_class: tuple[int, ...]  # API species id for each entry of classes_
-    has_proba: bool
-    estimator: str
-
-    @property
-    def classes(self) -> list[str]:
-        return [SPECIES[code] for code in self.species_of_class]
-
-
-def estimator_name(obj: Any) -> str:
-    final = obj.steps[-1][1] if hasattr(obj, "steps") else obj
-    return f"{type(final).__module__}.{type(final).__qualname__}"
-
-
-def inspect_estimator(obj: Any) -> Inspection:
-    """Check that ``obj`` is a fitted penguin classifier and learn how to call it."""
-    if not callable(getattr(obj, "predict", None)):
-        raise ModelUnusable(f"not a classifier: a {type(obj).__name__} has no predict()")
-    try:
-        class_values = tuple(obj.classes_)
-    except Exception:
-        raise ModelUnusable(f"not a fitted classifier: {type(obj).__name__} has no classes_") from None
-
-    names = getattr(obj, "feature_names_in_", None)
-    if names is not None:
-        feature_names = tuple(str(name) for name in names)
-        unknown = [name for name in feature_names if name not in KNOWN_FEATURES]
-        if unknown:
-            raise ModelUnusable(
-                f"expects features this service does not provide: {', '.join(unknown)} "
-                f"(known: {', '.join(LEGACY_FEATURES)})"
-            )
-        named = True
-    else:
-        count = getattr(obj, "n_features_in_", None)
-        if count == len(FIELDS):
-            feature_names = FIELDS
-        elif count == len(LEGACY_FEATURES):
-            feature_names = LEGACY_FEATURES
-        else:
-            raise ModelUnusable(
-                f"expects {count} input features; this service provides {len(FIELDS)} "
-                f"({', '.join(FIELDS)}) or the earlier service's {len(LEGACY_FEATURES)}"
-            )
-        named = False
-
-    legacy = not named and feature_names == LEGACY_FEATURES
-    species_of_class = tuple(_species_id(value, legacy) for value in class_values)
-    inspection = Inspection(
-        feature_names=feature_names,
-        named_features=named,
-        class_values=class_values,
-        species_of_class=species_of_class,
-        has_proba=callable(getattr(obj, "predict_proba", None)),
-        estimator=estimator_name(obj),
-    )
-    try:
-        predicted = call_estimator(obj, inspection, "predict", PROBE)
-    except Exception as exc:
-        raise ModelUnusable(f"predict() failed on a sample penguin ({type(exc).__name__}: {str(exc)[:200]})") from None
-    if not set(np.asarray(predicted).tolist()) <= set(class_values):
-        raise ModelUnusable("predict() returned values outside its own classes_")
-    return inspection
-
-
-def _species_id(value: Any, legacy: bool) -> int:
-    if isinstance(value, str):
-        code = SPECIES_BY_NAME.get(value.strip().lower())
-        if code is None:
-            raise ModelUnusable(f"class {value!r} is not a penguin species ({', '.join(SPECIES.values())})")
-        return code
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ModelUnusable(f"class {value!r} is neither a species name nor a species code") from None
-    coding = V1_SPECIES if legacy else SPECIES
-    if number != value or number not in coding:
-        raise ModelUnusable(f"class {value!r} is not a species code (expected 1, 2 or 3)")
-    return SPECIES_BY_NAME[coding[number].lower()]
-
-
-def call_estimator(obj: Any, inspection: Inspection, method: str, matrix: np.ndarray) -> np.ndarray:
-    """Call ``obj.<method>`` on parsed rows, fed the way ``inspection`` says it was fitted."""
-    features = derived_features(matrix, inspection.feature_names)
-    if inspection.named_features:
-        features = pd.DataFrame(features, columns=list(inspection.feature_names))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # e.g. version-mismatch warnings of old pickles
-        return getattr(obj, method)(features)
+# The API's species ids in probability-column order.
+PROBA_ORDER = np.array(SPECIES_IDS)
 
 
 @dataclass
@@ -164,8 +48,8 @@ class LoadedModel:
     def __post_init__(self) -> None:
         self._species_by_value = dict(zip(self.inspection.class_values, self.inspection.species_of_class))
         # Column k of predict_proba → column of the API's species order (1, 2, 3).
-        self._proba_columns = [int(np.flatnonzero(SPECIES_IDS == code)[0]) for code in self.inspection.species_of_class]
-        self._identity_columns = self._proba_columns == list(range(len(SPECIES_IDS)))
+        self._proba_columns = [int(np.flatnonzero(PROBA_ORDER == code)[0]) for code in self.inspection.species_of_class]
+        self._identity_columns = self._proba_columns == list(range(len(PROBA_ORDER)))
 
     @property
     def has_proba(self) -> bool:
@@ -203,7 +87,7 @@ class LoadedModel:
     def _species_order(self, raw: np.ndarray) -> np.ndarray:
         if self._identity_columns:
             return np.asarray(raw, dtype=np.float64)
-        result = np.zeros((len(raw), len(SPECIES_IDS)))
+        result = np.zeros((len(raw), len(PROBA_ORDER)))
         result[:, self._proba_columns] = raw
         return result
 

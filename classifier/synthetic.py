@@ -20,9 +20,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import selectors
-from .bulk_log import inputs_json, probabilities_json
 from .models import Prediction
 from .onnx_runtime import parity_features
+from .prediction_log import inputs_json, probabilities_json
 from .serving import load_entry
 
 CHUNK_ROWS = 100_000

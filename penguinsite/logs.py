@@ -4,7 +4,7 @@ Django (``LOGGING`` in settings), the Celery worker and gunicorn (``logger_class
 ``gunicorn.conf.py``) all write through :class:`JsonFormatter`, so one log pipeline reads
 them all. ``PENGUIN_LOG_FORMAT=text`` switches back to plain lines for a terminal.
 
-The request id is set by ``classifier.middleware.RequestIdMiddleware`` for the duration of
+The request id is set by ``penguinsite.middleware.RequestIdMiddleware`` for the duration of
 a request and returned in the ``X-Request-ID`` response header; gunicorn's access line reads
 it from that header. Nothing here logs headers, cookies or bodies, so passwords and tokens
 never reach the log; extra fields whose name looks secret are masked as a second line of

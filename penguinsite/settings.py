@@ -1,14 +1,13 @@
 """Django settings for the Penguin Classifier.
 
 Every setting a user may change comes from an environment variable with a safe local
-default (CONTRACT §4). A value that cannot be parsed stops start-up with an
+default. A value that cannot be parsed stops start-up with an
 ``ImproperlyConfigured`` error naming the variable. Any variable ``X`` may instead be
 given as ``X_FILE``, the path of a file holding the value (Docker/Kubernetes secrets).
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,66 +15,9 @@ from urllib.parse import urlparse
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from core.env import env_bool, env_float, env_int, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def env_str(name: str, default: str | None = None) -> str | None:
-    """The variable's value, or the contents of the file named by ``<name>_FILE``."""
-    file_path = os.environ.get(f"{name}_FILE")
-    if file_path:
-        try:
-            return Path(file_path).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_path!r} ({exc.strerror}).") from exc
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = env_str(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name}: expected one of 1/0, true/false, yes/no, on/off; got {raw!r}.")
-
-
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    raw = env_str(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}: expected a whole number; got {raw!r}.") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}: must be at least {minimum}; got {value}.")
-    return value
-
-
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    raw = env_str(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}: expected a number; got {raw!r}.") from None
-    if value != value or (minimum is not None and value < minimum):
-        raise ImproperlyConfigured(f"{name}: must be a number of at least {minimum}; got {raw!r}.")
-    return value
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    raw = env_str(name)
-    if raw is None:
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 def _check_url(name: str, value: str, schemes: set[str]) -> str:
@@ -134,11 +76,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that every response (redirects and errors included) is counted, timed and
     # carries X-Request-ID, and every log line written while answering names the request.
-    "classifier.middleware.RequestIdMiddleware",
-    "classifier.middleware.RequestMetricsMiddleware",
+    "penguinsite.middleware.RequestIdMiddleware",
+    "penguinsite.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "classifier.middleware.JsonErrorMiddleware",
+    "penguinsite.middleware.JsonErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -206,7 +148,7 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # A killed worker must not lose a run: the message is acknowledged only after the task
-# returns, and redelivered if the worker dies (see README, "Training runs").
+# returns, and redelivered if the worker dies (see docs/api.md, "Training runs and workers").
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -280,7 +222,7 @@ def env_rate(name: str, default: str) -> str | None:
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["classifier.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.BoundedJSONParser"],
     # Token first: its WWW-Authenticate header makes an anonymous write 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -288,8 +230,8 @@ REST_FRAMEWORK = {
     ],
     # Every API view (compatible endpoints included) is rate-limited per client IP or user.
     "DEFAULT_THROTTLE_CLASSES": [
-        "classifier.api.throttling.AnonRateThrottle",
-        "classifier.api.throttling.UserRateThrottle",
+        "core.api.throttling.AnonRateThrottle",
+        "core.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_rate("PENGUIN_THROTTLE_ANON", "6000/min"),
@@ -300,7 +242,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env_int("PENGUIN_NUM_PROXIES", 0, minimum=0),
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "EXCEPTION_HANDLER": "classifier.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.handlers.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -316,19 +258,19 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Stable names for the choice sets that share a field name (status) or a value list.
     "ENUM_NAME_OVERRIDES": {
-        "SpeciesNameEnum": ["Adelie", "Chinstrap", "Gentoo"],
+        "SpeciesNameEnum": "core.encoding.SPECIES_NAMES",
         "VersionStatusEnum": ["active", "inactive", "broken"],
         "ModelReadinessEnum": ["ready", "broken"],
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
     },
     # API v1 routes take an optional trailing slash; document them without it.
-    "PREPROCESSING_HOOKS": ["classifier.api.schema.strip_optional_trailing_slash"],
+    "PREPROCESSING_HOOKS": ["core.api.schema.strip_optional_trailing_slash"],
     # Every API view is rate-limited: document the 429 (with Retry-After) on each operation,
     # and give every error response an example.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "classifier.api.schema.complete_error_responses",
-        "classifier.api.schema.require_one_of_request_bodies",
+        "core.api.schema.complete_error_responses",
+        "core.api.schema.require_one_of_request_bodies",
         # Each algorithm's estimator parameters, as training.params accepts them.
         "training.params.document_training_params",
     ],

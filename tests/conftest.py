@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from classifier.live import live_registry
 from classifier.serving import loaded_cache
+from classifier.serving_registry import live_registry
 from tests.support import service
 from tests.support.data import DATA
 from tests.support.models import broker_url, register_result, uses_postgres
@@ -48,8 +48,8 @@ def artifacts_dir(tmp_path, settings):
 @pytest.fixture(scope="session")
 def trained_results():
     """The five default algorithms trained once per session (no database involved)."""
+    from core.datasets import dataset_load
     from training.catalogue import CATALOGUE
-    from training.datasets import dataset_load
     from training.trainer import train
 
     dataset = dataset_load(DATA)

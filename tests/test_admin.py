@@ -16,7 +16,8 @@ from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
 from classifier.paginators import EstimatedCountPaginator
 from tests.support.models import uses_postgres
 from training.models import TrainingRun
-from training.services import training_run_create, training_run_start
+from training.services.runs import training_run_create
+from training.start import training_run_start
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.core.cache import caches
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from classifier.api.throttling import FixedWindowRateThrottle
 from classifier.models import Prediction
+from core.api.throttling import FixedWindowRateThrottle
 from tests.support.data import ADELIE
 from tests.support.models import broker_url
 

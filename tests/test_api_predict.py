@@ -152,7 +152,7 @@ def test_predict_with_an_unknown_model_is_404_before_the_rows_are_checked(api_cl
 
 
 def test_a_model_without_predict_proba_says_so_with_409_and_logs_nothing(api_client, db):
-    from training.datasets import dataset_load
+    from core.datasets import dataset_load
     from training.trainer import train
 
     result = train(algorithm="svm", dataset=dataset_load(DATA), params={"probability": False})

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from classifier.live import live_registry
 from classifier.models import MLModel
 from classifier.serving import loaded_cache
+from classifier.serving_registry import live_registry
 from penguinsite.celery import app
 from tests.support.data import GENTOO
 from tests.support.models import broker_url, register_result, suite_database_url
 from tests.support.processes import log_tail, wait_for
 from tests.support.service import celery_worker
 from training.models import TrainingRun
-from training.services import training_run_create, training_run_start
+from training.services.runs import training_run_create
+from training.start import training_run_start
 from training.tasks import train_model_task
 
 pytestmark = [

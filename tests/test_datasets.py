@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
+from core.datasets import DatasetError, dataset_load
 from tests.support.data import DATA, DATA_V1
-from training.datasets import DatasetError, dataset_load
 
 HEADER = "species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,year\n"
 GOOD_ROW = "Adelie,Torgersen,39.1,18.7,181,3750,male,2007\n"

@@ -15,13 +15,15 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from classifier import artifacts, bulk_log, onnx_runtime, services
-from classifier.encoding import row_to_input
+from classifier import onnx_runtime, predict, prediction_log
 from classifier.models import ModelVersion, Prediction
 from classifier.selectors import serving_entry
+from classifier.services import sync
 from classifier.serving import load_entry, loaded_cache
+from core.datasets import dataset_load
+from core.encoding import row_to_input
+from core.hashing import sha256_file
 from tests.support.data import ADELIE, CHINSTRAP, DATA, GENTOO, legacy_pickle
-from training.datasets import dataset_load
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +67,7 @@ def test_every_default_model_is_served_by_onnx_with_its_own_verified_file(defaul
         assert version.runtime_reason == ""
         assert version.onnx_path == f"registry/{name}/v1/model.onnx"
         onnx_file = artifacts_dir / version.onnx_path
-        assert artifacts.sha256_file(onnx_file) == version.onnx_sha256
+        assert sha256_file(onnx_file) == version.onnx_sha256
         assert version.onnx_sha256 != version.sha256
         # The pickle stays the source of truth, beside it.
         assert (artifacts_dir / version.artifact_path).is_file()
@@ -94,7 +96,7 @@ def test_classify_through_the_fast_path_names_the_true_species(client, default_m
 
 
 def test_forest_parity_needs_the_float32_cast_that_scikit_learn_trees_apply(trained_results):
-    from classifier.serving import inspect_estimator
+    from classifier.estimators import inspect_estimator
 
     pipeline = trained_results["randomforest"].pipeline
     export = onnx_runtime.onnx_export(pipeline, inspect_estimator(pipeline))
@@ -106,7 +108,7 @@ def test_forest_parity_needs_the_float32_cast_that_scikit_learn_trees_apply(trai
 def test_a_dropped_in_estimator_that_cannot_be_converted_serves_with_scikit_learn_and_says_why(
     client, artifacts_dir, trained_results
 ):
-    from training.datasets import dataset_load as load
+    from core.datasets import dataset_load as load
 
     dataset = load(DATA)
     drop(artifacts_dir, "homemade", MajorityVote().fit(dataset.features(), dataset.target()))
@@ -210,7 +212,7 @@ def test_a_warm_single_classify_costs_one_insert_and_nothing_else(client, defaul
     def no_scan():
         raise AssertionError("the drop-in folder was scanned during a request")
 
-    monkeypatch.setattr(services, "drop_folder_fingerprint", no_scan)
+    monkeypatch.setattr(sync, "drop_folder_fingerprint", no_scan)
     for name in default_models:
         with CaptureQueriesContext(connection) as queries:
             response = classify(client, name, GENTOO)
@@ -253,7 +255,7 @@ def test_a_new_version_is_picked_up_after_the_refresh_interval(client, knn_model
 def test_a_logged_batch_keeps_every_rows_inputs_answer_and_probabilities_in_order(knn_model):
     features = dataset_load(DATA).features()[::7]
 
-    outcome = services.prediction_make(
+    outcome = predict.prediction_make(
         model_name="knn", matrix=features, endpoint=Prediction.Endpoint.PREDICT, with_probabilities=True
     )
 
@@ -272,7 +274,7 @@ def test_the_bulk_log_writes_the_same_json_as_one_row_at_a_time():
     rng = np.random.default_rng(3)
     matrix = dataset_load(DATA).features()[rng.integers(0, 333, size=200)]
     matrix[:, 1:5] += rng.normal(0, 1e-3, size=(200, 4))  # awkward decimals
-    for text, row in zip(bulk_log.inputs_json(matrix), matrix):
+    for text, row in zip(prediction_log.inputs_json(matrix), matrix):
         assert json.loads(text) == row_to_input(row)
         assert text == json.dumps(row_to_input(row))
 
@@ -294,7 +296,7 @@ def test_convert_models_gives_an_older_version_the_fast_path(client, knn_model, 
     assert "knn v1: served by onnxruntime from registry/knn/v1/model.onnx" in out.getvalue()
     knn_model.refresh_from_db()
     assert knn_model.runtime == "onnx"
-    assert artifacts.sha256_file(artifacts_dir / knn_model.onnx_path) == knn_model.onnx_sha256
+    assert sha256_file(artifacts_dir / knn_model.onnx_path) == knn_model.onnx_sha256
     response = classify(client, "knn", GENTOO)  # the registry changed: the worker reloads it
     assert response.json()["species_name"] == "Gentoo"
     assert loaded(knn_model).runtime == "onnx"
@@ -302,7 +304,7 @@ def test_convert_models_gives_an_older_version_the_fast_path(client, knn_model, 
 
 def test_the_version_detail_says_which_runtime_serves_it(api_client, knn_model, artifacts_dir):
     drop(artifacts_dir, "homemade", MajorityVote().fit(dataset_load(DATA).features(), dataset_load(DATA).target()))
-    services.registry_sync()
+    sync.registry_sync()
 
     fast = api_client.get("/api/v1/models/knn/versions/1").json()
     slow = api_client.get("/api/v1/models/homemade/versions/1").json()

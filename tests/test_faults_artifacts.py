@@ -15,10 +15,11 @@ import pytest
 
 from classifier import artifacts
 from classifier.models import MLModel, ModelVersion
+from core.hashing import sha256_file
 from tests.support.data import ADELIE, GENTOO
 from tests.support.models import register_result
 from training.models import TrainingRun
-from training.services import training_run_start
+from training.start import training_run_start
 
 pytestmark = pytest.mark.django_db
 
@@ -116,7 +117,7 @@ def test_a_disk_that_fills_up_while_registering_fails_the_run_and_keeps_the_acti
     retried = training_run_start(algorithm="knn", params={"n_neighbors": 3}, activation="force", in_process=True)
     assert retried.status == TrainingRun.Status.SUCCEEDED, retried.error
     v2 = retried.version
-    assert artifacts.sha256_file(artifacts_dir / v2.artifact_path) == v2.sha256
+    assert sha256_file(artifacts_dir / v2.artifact_path) == v2.sha256
     assert classify(client, "knn")["X-Model-Version"] == "2"
 
 

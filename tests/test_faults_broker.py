@@ -16,7 +16,8 @@ from classifier.models import Prediction
 from tests.support.data import ADELIE
 from tests.support.redis import private_redis
 from training.models import TrainingRun
-from training.services import TrainingQueueUnavailable, training_run_start
+from training.services.runs import TrainingQueueUnavailable
+from training.start import training_run_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

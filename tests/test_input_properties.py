@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from classifier.encoding import FIELDS, ISLANDS, SEXES, InputError, parse_one
+from core.encoding import FIELDS, ISLANDS, SEXES, InputError, parse_one
 
 RANGES = {
     "bill_length_mm": (10.0, 100.0),

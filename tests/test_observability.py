@@ -55,8 +55,8 @@ def test_metrics_count_each_prediction_by_model_version_and_species(client, knn_
 
 @pytest.mark.django_db
 def test_a_batch_is_counted_per_row_and_species(client, knn_model):
-    from classifier.encoding import parse_rows
-    from classifier.services import prediction_make
+    from classifier.predict import prediction_make
+    from core.encoding import parse_rows
 
     rows = [ADELIE] * 3 + [CHINSTRAP] * 2 + [GENTOO]
     before = scrape(client)

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from classifier.models import ModelActivation, ModelVersion
-from classifier.services import registry_sync
+from classifier.services.sync import registry_sync
 from tests.support.data import ADELIE
 
 pytestmark = pytest.mark.django_db
@@ -80,8 +80,8 @@ def test_a_pickle_with_named_features_is_served_in_its_own_column_order(artifact
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from core.datasets import dataset_load
     from tests.support.data import DATA
-    from training.datasets import dataset_load
 
     dataset = dataset_load(DATA)
     frame = dataset.frame.assign(

@@ -22,6 +22,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from classifier.models import MLModel, ModelVersion
+from core.hashing import sha256_file
 from penguinsite.logs import JsonFormatter
 from tests.support.data import ADELIE
 from training.models import TrainingRun
@@ -341,7 +342,7 @@ def test_a_registry_row_cannot_make_the_service_load_a_file_outside_the_artifact
     if where == "dot-dot":
         (artifacts_dir.parent / evil.name).write_bytes(evil.read_bytes())
     ModelVersion.objects.filter(pk=knn_model.pk).update(
-        artifact_path=path, sha256=artifacts.sha256_file(evil), runtime="sklearn", onnx_path=""
+        artifact_path=path, sha256=sha256_file(evil), runtime="sklearn", onnx_path=""
     )
 
     response = Client().post("/classify/knn", ADELIE, content_type="application/json")
@@ -349,6 +350,6 @@ def test_a_registry_row_cannot_make_the_service_load_a_file_outside_the_artifact
     assert response.json()["code"] == "model_unavailable"
     assert not marker.exists(), "the pickle was loaded"
     with pytest.raises(artifacts.ArtifactError, match="is not inside the artifacts folder"):
-        artifacts.read_verified(path, artifacts.sha256_file(evil))
+        artifacts.read_verified(path, sha256_file(evil))
     knn_model.refresh_from_db()
     assert knn_model.status == "broken"

@@ -10,11 +10,11 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 
 from classifier.models import ModelVersion
+from core.datasets import dataset_load
 from tests.support.data import DATA, DATA_V1
 from training.catalogue import CATALOGUE, ParamError
-from training.datasets import dataset_load
 from training.models import TrainingRun
-from training.services import training_run_start
+from training.start import training_run_start
 from training.trainer import train
 
 

@@ -18,16 +18,11 @@ from kombu.exceptions import OperationalError
 
 from classifier.models import MLModel, ModelVersion
 from tests.support.models import register_result
-from training import services
 from training.models import TrainingRun
-from training.services import (
-    TrainingConflict,
-    TrainingQueueUnavailable,
-    promotion_decision,
-    training_run_create,
-    training_run_retrain,
-    training_run_start,
-)
+from training.services import runs
+from training.services.promotion import promotion_decision
+from training.services.runs import TrainingConflict, TrainingQueueUnavailable, training_run_create
+from training.start import training_run_retrain, training_run_start
 from training.tasks import recover_lost_runs, train_model_task
 
 pytestmark = pytest.mark.django_db
@@ -162,7 +157,7 @@ def test_the_soft_time_limit_is_recorded_as_a_clean_failure(monkeypatch):
     def too_slow(**kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(services, "train", too_slow)
+    monkeypatch.setattr(runs, "train", too_slow)
     run = training_run_create(algorithm="knn", task_id="task-1")
     assert train_model_task.apply(args=[run.pk], task_id="task-1").get() == "failed"
     run.refresh_from_db()

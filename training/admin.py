@@ -1,16 +1,33 @@
-"""Admin for training runs: follow a run from queued to its outcome (refreshes while active)."""
+"""Admin for training runs, and training's part of the registry's pages.
+
+Runs: follow one from queued to its outcome (the pages refresh while it is active). On the
+models page training adds "Train a new model" and "Retrain selected", which call
+``training_run_start``/``training_run_retrain``; a version's page links the run that made it.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
-from classifier.admin import ReadOnlyAdminMixin
+from classifier.admin.common import ReadOnlyAdminMixin, version_link
+from classifier.admin.models import MLModelAdmin
+from classifier.admin.versions import ModelVersionAdmin
+from classifier.models import MLModel, ModelVersion
 
+from .catalogue import CATALOGUE, ParamError
+from .forms import TrainModelForm
 from .models import TrainingRun
 from .selectors import training_runs_active_exist
+from .services.runs import TrainingConflict, TrainingQueueUnavailable
+from .start import training_run_retrain, training_run_start
 
 REFRESH_SECONDS = 3
 
@@ -35,13 +52,6 @@ def run_started_message(run: TrainingRun) -> tuple[int, str]:
         f"Queued training run {run.pk} for {run.model_name} ({run.algorithm}); a Celery worker will train it. "
         "Follow it under Training runs."
     )
-
-
-def version_link(version) -> str:
-    if version is None:
-        return "-"
-    url = reverse("admin:classifier_modelversion_change", args=[version.pk])
-    return format_html('<a href="{}">{} v{}</a>', url, version.model.name, version.number)
 
 
 @admin.register(TrainingRun)
@@ -106,3 +116,104 @@ class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="error")
     def short_error(self, run: TrainingRun) -> str:
         return run.error if len(run.error) <= 80 else run.error[:79] + "…"
+
+
+def _start_message(request: HttpRequest, run: TrainingRun) -> None:
+    level, text = run_started_message(run)
+    messages.add_message(request, level, text)
+
+
+admin.site.unregister(MLModel)
+
+
+@admin.register(MLModel)
+class TrainableModelAdmin(MLModelAdmin):
+    """The registry's models page, with training's actions and each model's runs."""
+
+    actions = ("retrain_selected",)
+    fields = (*MLModelAdmin.fields[:-2], "training_runs", *MLModelAdmin.fields[-2:])
+    readonly_fields = (*MLModelAdmin.readonly_fields[:-2], "training_runs", *MLModelAdmin.readonly_fields[-2:])
+    change_list_template = "admin/training/mlmodel/change_list.html"
+
+    def has_train_permission(self, request) -> bool:
+        return request.user.has_perm("training.add_trainingrun")
+
+    def get_urls(self):
+        urls = [
+            path("train/", self.admin_site.admin_view(self.train_view), name="classifier_mlmodel_train"),
+        ]
+        return urls + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_train": self.has_train_permission(request)}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    @admin.display(description="training runs")
+    def training_runs(self, model: MLModel) -> str:
+        url = reverse("admin:training_trainingrun_changelist") + "?" + urlencode({"model_name": model.name})
+        count = TrainingRun.objects.filter(model_name=model.name).count()
+        return format_html('<a href="{}">{} run(s)</a>', url, count)
+
+    @admin.action(description="Retrain selected models (queue a training run each)", permissions=["train"])
+    def retrain_selected(self, request, queryset) -> None:
+        for model in queryset:
+            try:
+                run = training_run_retrain(model_name=model.name, trigger=TrainingRun.Trigger.ADMIN, user=request.user)
+            except TrainingConflict as exc:
+                self.message_user(request, f"{model.name} was not retrained: {exc}", messages.WARNING)
+            except (ParamError, TrainingQueueUnavailable) as exc:
+                self.message_user(request, f"{model.name} was not retrained: {exc}", messages.ERROR)
+            else:
+                _start_message(request, run)
+
+    def train_view(self, request: HttpRequest) -> HttpResponse:
+        """ "Train a new model": an algorithm, its params, and how to activate the result."""
+        if not self.has_train_permission(request):
+            raise PermissionDenied
+        form = TrainModelForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                run = training_run_start(**form.run_arguments(), trigger=TrainingRun.Trigger.ADMIN, user=request.user)
+            except TrainingConflict as exc:
+                form.add_error("name" if form.cleaned_data.get("name") else "algorithm", str(exc))
+            except TrainingQueueUnavailable as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return redirect("admin:training_trainingrun_changelist")
+            else:
+                _start_message(request, run)
+                return redirect("admin:training_trainingrun_change", run.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Train a new model",
+            "form": form,
+            "opts": self.opts,
+            "catalogue": [(name, spec.description, spec.defaults) for name, spec in CATALOGUE.items()],
+        }
+        return TemplateResponse(request, "admin/training/mlmodel/train.html", context)
+
+
+def _with_training_run(fieldsets: tuple) -> tuple:
+    """The version's fieldsets with "training run" after "created by"."""
+    (name, options), *rest = fieldsets
+    fields = list(options["fields"])
+    fields.insert(fields.index("created_by") + 1, "training_run")
+    return ((name, {**options, "fields": tuple(fields)}), *rest)
+
+
+admin.site.unregister(ModelVersion)
+
+
+@admin.register(ModelVersion)
+class TrainedVersionAdmin(ModelVersionAdmin):
+    """A version's page, linking the training run that produced it."""
+
+    fieldsets = _with_training_run(ModelVersionAdmin.fieldsets)
+    readonly_fields = flatten_fieldsets(fieldsets)
+
+    @admin.display(description="training run")
+    def training_run(self, version: ModelVersion) -> str:
+        run = version.training_runs.order_by("-id").first()
+        if run is None:
+            return "-"
+        url = reverse("admin:training_trainingrun_change", args=[run.pk])
+        return format_html('<a href="{}">run {} ({}, {})</a>', url, run.pk, run.trigger, run.status)

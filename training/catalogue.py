@@ -1,7 +1,7 @@
 """The algorithm catalogue: each entry builds a scaler + estimator Pipeline.
 
-Defaults follow the earlier service for randomforest, gradientboosting and svm
-(CONTRACT §8). ``--param k=v`` values are checked against the estimator's real
+Defaults follow the earlier service for randomforest, gradientboosting and svm.
+``--param k=v`` values are checked against the estimator's real
 parameters and scikit-learn's own validation before anything is trained.
 """
 
@@ -18,13 +18,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from core.errors import DomainError
 
-class ParamError(ValueError):
-    """A parameter name or value the estimator does not accept; ``field`` names it."""
+
+class ParamError(DomainError, ValueError):
+    """A parameter name or value the estimator does not accept; ``field`` names it (400)."""
 
     def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True)

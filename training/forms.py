@@ -10,7 +10,15 @@ from django import forms
 from classifier.models import model_name_validator
 
 from .catalogue import CATALOGUE, ParamError, parse_param_pairs
-from .services import MAX_SEED, training_request_validate
+from .models import ActivationMode
+from .services.runs import MAX_SEED, training_request_validate
+
+# How the form explains each activation mode.
+ACTIVATION_LABELS = {
+    ActivationMode.POLICY: "by the promotion policy (unless test F1 drops by more than the margin)",
+    ActivationMode.NEVER: "never: keep the current version serving",
+    ActivationMode.FORCE: "always: serve the new version whatever its metrics",
+}
 
 
 def params_from_text(text: str) -> dict[str, Any]:
@@ -51,12 +59,8 @@ class TrainModelForm(forms.Form):
     )
     seed = forms.IntegerField(initial=42, min_value=0, max_value=MAX_SEED, help_text="Split and estimator seed.")
     activation = forms.ChoiceField(
-        choices=[
-            ("policy", "by the promotion policy (unless test F1 drops by more than the margin)"),
-            ("never", "never: keep the current version serving"),
-            ("force", "always: serve the new version whatever its metrics"),
-        ],
-        initial="policy",
+        choices=[(mode.value, ACTIVATION_LABELS[mode]) for mode in ActivationMode],
+        initial=ActivationMode.POLICY,
         label="Activate",
     )
 

@@ -7,6 +7,14 @@ from django.db import models
 from django.db.models import Q
 
 
+class ActivationMode(models.TextChoices):
+    """Whether a run's new version becomes active: by the promotion policy, never, or always."""
+
+    POLICY = "policy", "by policy"
+    NEVER = "never", "never"
+    FORCE = "force", "always"
+
+
 class TrainingRun(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -31,8 +39,8 @@ class TrainingRun(models.Model):
     seed = models.IntegerField(default=42)
     activation = models.CharField(
         max_length=16,
-        default="policy",
-        choices=[("policy", "by policy"), ("never", "never"), ("force", "always")],
+        default=ActivationMode.POLICY,
+        choices=ActivationMode.choices,
         help_text="Whether the new version becomes active: by the promotion policy, never, or always.",
     )
 

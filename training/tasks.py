@@ -1,6 +1,6 @@
 """Celery tasks: they take a run id, call the training service and record the outcome.
 
-Delivery guarantees (see README, "Training runs and workers"): the message is
+Delivery guarantees (see docs/api.md, "Training runs and workers"): the message is
 acknowledged only when the task has finished (``acks_late``) and put back in the queue
 when the worker process running it dies (``reject_on_worker_lost``), so a killed worker
 does not lose a run; ``training_run_execute`` makes a redelivery safe and caps the
@@ -17,7 +17,7 @@ from celery.signals import worker_ready
 from django import db
 
 from .models import TrainingRun
-from .services import training_run_abort, training_run_execute, training_run_fail_stale
+from .services.runs import training_run_abort, training_run_execute, training_run_fail_stale
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,10 +23,10 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
-from classifier.encoding import FIELDS, SPECIES
+from core.datasets import Dataset
+from core.encoding import FIELDS, SPECIES, SPECIES_IDS
 
 from .catalogue import ParamError, algorithm_get
-from .datasets import Dataset
 
 CV_FOLDS = 5
 
@@ -49,7 +49,6 @@ class TrainingResult:
     test_size: float
     dataset: dict[str, Any]
     seconds: float
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def _jsonable(value: Any) -> Any:
@@ -95,7 +94,7 @@ def train(
 
     train_pred = pipeline.predict(x_train)
     test_pred = pipeline.predict(x_test)
-    labels = sorted(SPECIES)
+    labels = list(SPECIES_IDS)
     metrics = {
         "train_accuracy": accuracy_score(y_train, train_pred),
         "test_accuracy": accuracy_score(y_test, test_pred),

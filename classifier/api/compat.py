@@ -1,4 +1,4 @@
-"""The earlier service's endpoints, with its exact response shapes (CONTRACT §6.1)."""
+"""The earlier service's endpoints, with its exact response shapes."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier.encoding import EXAMPLES, SPECIES, parse_one
-from classifier.live import live_registry
 from classifier.models import Prediction
-from classifier.services import prediction_make
+from classifier.predict import prediction_make
+from classifier.serving_registry import live_registry
+from core.api.parsers import AnyContentTypeJSONParser
+from core.api.serializers import ErrorSerializer
+from core.encoding import EXAMPLES, SPECIES, parse_one
 
-from .parsers import AnyContentTypeJSONParser
-from .serializers import CompatClassifySerializer, CompatModelsSerializer, ErrorSerializer, PenguinSerializer
+from .serializers import CompatClassifySerializer, CompatModelsSerializer, PenguinSerializer
 
 COMPAT_METRICS = ("train_accuracy", "test_accuracy", "test_precision", "test_recall", "test_f1")
 

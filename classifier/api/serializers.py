@@ -1,6 +1,6 @@
 """Serializers: response shapes, and request shapes for the OpenAPI schema.
 
-Penguin inputs are validated by ``classifier.encoding`` (vectorised, one rule set for
+Penguin inputs are validated by ``core.encoding`` (vectorised, one rule set for
 every door); the input serializers below exist to describe those rules in the schema.
 """
 
@@ -12,12 +12,10 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from classifier.encoding import ISLANDS, RULES, SEXES, SPECIES, SPECIES_BY_NAME
-from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction, model_name_validator
+from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
 from classifier.selectors import version_live_accuracy
-from training.catalogue import CATALOGUE
-from training.models import TrainingRun
-from training.services import MAX_SEED
+from core.api.serializers import StrictCharField
+from core.encoding import ISLANDS, RULES, SEXES, SPECIES, SPECIES_BY_NAME, SPECIES_NAMES
 
 
 def _any_case(word: str) -> str:
@@ -38,6 +36,14 @@ def _code_or_name(field: str, names: dict[int, str]) -> dict:
     }
 
 
+def _bounds(field: str) -> dict:
+    """The schema's bounds of a measured field: the encoding's own rule (whole numbers stay whole)."""
+    rule = RULES[field]
+    if rule.integral:
+        return {"min_value": int(rule.minimum), "max_value": int(rule.maximum)}
+    return {"min_value": float(rule.minimum), "max_value": float(rule.maximum)}
+
+
 @extend_schema_field(_code_or_name("island", ISLANDS))
 class IslandField(serializers.Field):
     pass
@@ -52,22 +58,12 @@ class PenguinSerializer(serializers.Serializer):
     """One penguin: all seven fields are required."""
 
     island = IslandField(help_text="1=Torgersen, 2=Biscoe, 3=Dream, or the name.")
-    bill_length_mm = serializers.FloatField(min_value=10.0, max_value=100.0, help_text="Bill length, mm.")
-    bill_depth_mm = serializers.FloatField(min_value=5.0, max_value=35.0, help_text="Bill depth, mm.")
-    flipper_length_mm = serializers.FloatField(min_value=100.0, max_value=300.0, help_text="Flipper length, mm.")
-    body_mass_g = serializers.FloatField(min_value=1000.0, max_value=10000.0, help_text="Body mass, g.")
+    bill_length_mm = serializers.FloatField(**_bounds("bill_length_mm"), help_text="Bill length, mm.")
+    bill_depth_mm = serializers.FloatField(**_bounds("bill_depth_mm"), help_text="Bill depth, mm.")
+    flipper_length_mm = serializers.FloatField(**_bounds("flipper_length_mm"), help_text="Flipper length, mm.")
+    body_mass_g = serializers.FloatField(**_bounds("body_mass_g"), help_text="Body mass, g.")
     sex = SexField(help_text="0=female, 1=male, or the name.")
-    year = serializers.IntegerField(min_value=2000, max_value=2030, help_text="Year of observation.")
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="What went wrong and how to fix it.")
-    code = serializers.CharField(help_text="Machine-readable error code.")
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Per-field messages (validation errors only); batch rows appear as instances[i].field.",
-    )
+    year = serializers.IntegerField(**_bounds("year"), help_text="Year of observation.")
 
 
 class CompatMetricsSerializer(serializers.Serializer):
@@ -94,13 +90,10 @@ class CompatModelsSerializer(serializers.Serializer):
 class CompatClassifySerializer(serializers.Serializer):
     model = serializers.CharField()
     species_id = serializers.IntegerField(help_text="1=Adelie, 2=Chinstrap, 3=Gentoo.")
-    species_name = serializers.ChoiceField(choices=["Adelie", "Chinstrap", "Gentoo"])
+    species_name = serializers.ChoiceField(choices=SPECIES_NAMES)
 
 
 # --- API v1 ------------------------------------------------------------------------------------
-
-SPECIES_NAMES = ["Adelie", "Chinstrap", "Gentoo"]
-
 
 SPECIES_NAME_PATTERN = "^(?:" + "|".join(_any_case(name) for name in SPECIES_NAMES) + ")$"
 
@@ -251,38 +244,6 @@ class VersionDetailSerializer(VersionSerializer):
         return ActivationSerializer(records, many=True).data
 
 
-class StrictCharField(serializers.CharField):
-    """A JSON string only, kept as sent: a number or a boolean is refused, not turned into text,
-    and surrounding spaces are not trimmed (so ``maxLength`` means what the schema says)."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("trim_whitespace", False)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    """A JSON number only: a numeric string or a boolean is refused."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, str | bool):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer only: a string, a boolean or 42.0 is refused."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, str | bool | float):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class ActivateRequestSerializer(serializers.Serializer):
     reason = StrictCharField(
         required=False, allow_blank=True, max_length=500, help_text="Why (kept in the audit trail)."
@@ -355,47 +316,3 @@ class PredictionSerializer(serializers.ModelSerializer):
 
 class FeedbackRequestSerializer(serializers.Serializer):
     species = SpeciesField(help_text="The penguin's true species: 1=Adelie, 2=Chinstrap, 3=Gentoo, or the name.")
-
-
-class TrainingRunCreateSerializer(serializers.Serializer):
-    algorithm = serializers.ChoiceField(
-        choices=list(CATALOGUE),
-        help_text="Catalogue algorithm.",
-        error_messages={"invalid_choice": f'Unknown algorithm "{{input}}"; choose one of {", ".join(CATALOGUE)}.'},
-    )
-    params = serializers.DictField(
-        required=False, default=dict, help_text='Estimator parameters, e.g. {"n_neighbors": 7}.'
-    )
-    name = StrictCharField(
-        required=False,
-        allow_null=True,
-        max_length=64,
-        validators=[model_name_validator],
-        help_text="Model name; defaults to the algorithm's name.",
-    )
-    test_size = StrictFloatField(
-        required=False, default=0.2, min_value=0.05, max_value=0.5, help_text="Held-out share, 0.05 to 0.5."
-    )
-    seed = StrictIntegerField(required=False, default=42, min_value=0, max_value=MAX_SEED)
-    activate = serializers.ChoiceField(
-        choices=["policy", "never", "force"],
-        required=False,
-        default="policy",
-        help_text="policy: activate unless test F1 drops by more than PENGUIN_PROMOTION_MARGIN; never; force.",
-    )
-
-
-class TrainingRunSerializer(serializers.ModelSerializer):
-    version = serializers.IntegerField(
-        source="version.number", read_only=True, allow_null=True, help_text="The version it produced."
-    )
-    triggered_by = serializers.CharField(source="triggered_by.username", read_only=True, allow_null=True)
-
-    class Meta:
-        model = TrainingRun
-        fields = [
-            "id", "status", "model_name", "algorithm", "params", "test_size", "seed", "activation", "error",
-            "queued_at", "started_at", "finished_at", "duration_seconds", "attempts", "version", "activated",
-            "activation_note", "trigger", "triggered_by",
-        ]  # fmt: skip
-        read_only_fields = fields

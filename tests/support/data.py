@@ -6,7 +6,7 @@ import csv
 import random
 from pathlib import Path
 
-from classifier.encoding import EXAMPLES
+from core.encoding import EXAMPLES
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data" / "penguins.csv"

@@ -31,8 +31,8 @@ def suite_database_url() -> str:
 
 def register_result(name: str, result, *, activate: bool = True):
     """Register a trainer result as the next version of ``name`` (active unless told otherwise)."""
-    from classifier.services import model_version_register
-    from training.services import new_version_info
+    from classifier.services.registry import model_version_register
+    from training.services.promotion import new_version_info
 
     return model_version_register(
         model_name=name,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.artifacts import ArtifactError
+from classifier.estimators import ModelUnusable
 from classifier.models import ModelVersion
-from classifier.services import model_version_convert
-from classifier.serving import ModelUnusable
+from classifier.services.registry import model_version_convert
 
 
 class Command(BaseCommand):

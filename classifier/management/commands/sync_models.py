@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from classifier.services import registry_sync
+from classifier.services.sync import registry_sync
 
 
 class Command(BaseCommand):

@@ -13,11 +13,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.models import MLModel
-from classifier.services import registry_sync
-from penguinsite.settings import env_str
+from classifier.services.sync import registry_sync
+from core.env import env_str
 from training.catalogue import CATALOGUE
 from training.models import TrainingRun
-from training.services import training_run_create, training_run_execute
+from training.start import training_run_start
 
 
 class Command(BaseCommand):
@@ -39,8 +39,7 @@ class Command(BaseCommand):
         self.stdout.write(f"training the default models ({', '.join(CATALOGUE)}) ...")
         for algorithm in CATALOGUE:
             # Runs here even when a broker is configured: the service must not start empty.
-            run = training_run_create(algorithm=algorithm, trigger=TrainingRun.Trigger.COMMAND)
-            run = training_run_execute(run_id=run.pk)
+            run = training_run_start(algorithm=algorithm, trigger=TrainingRun.Trigger.COMMAND, in_process=True)
             if run.status != TrainingRun.Status.SUCCEEDED:
                 raise CommandError(f"training {algorithm} failed: {run.error}")
             self.stdout.write(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from training.services import stale_after_seconds, training_run_fail_stale
+from training.services.runs import stale_after_seconds, training_run_fail_stale
 
 
 class Command(BaseCommand):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from training.catalogue import CATALOGUE, ParamError, parse_param_pairs
-from training.models import TrainingRun
-from training.services import TrainingConflict, TrainingQueueUnavailable, training_run_start
+from training.models import ActivationMode, TrainingRun
+from training.services.runs import TrainingConflict, TrainingQueueUnavailable
+from training.start import training_run_start
 
 METRIC_COLUMNS = ("train_accuracy", "test_accuracy", "test_precision", "test_recall", "test_f1", "cv_accuracy_mean")
 
@@ -45,7 +46,12 @@ class Command(BaseCommand):
             params = parse_param_pairs(options["param"])
         except ParamError as exc:
             raise CommandError(str(exc)) from None
-        activation = "never" if options["no_activate"] else "force" if options["force_activate"] else "policy"
+        if options["no_activate"]:
+            activation = ActivationMode.NEVER
+        elif options["force_activate"]:
+            activation = ActivationMode.FORCE
+        else:
+            activation = ActivationMode.POLICY
         algorithms = list(CATALOGUE) if options["all"] else [options["algorithm"]]
         runs = []
         for algorithm in algorithms:

@@ -57,6 +57,10 @@ _ERRORS: dict[int, tuple[str, dict]] = {
     ),
 }
 
+# Examples shared by the list and detail views of every app.
+NOT_FOUND = {"detail": "Not found.", "code": "not_found"}
+INVALID_CURSOR = {"detail": "Invalid cursor", "code": "not_found"}
+
 
 def error(status: int, description: str | None = None, example: dict | None = None) -> OpenApiResponse:
     """One documented error response (the shared body shape and an example)."""

@@ -11,9 +11,12 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import JsonResponse
 
-from penguinsite.logs import request_id_bound
+from classifier import metrics
+from core.api.exceptions import body_limit_message
+from core.api.handlers import not_found
+from core.errors import DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE
 
-from . import metrics
+from .logs import request_id_bound
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +31,6 @@ class JsonErrorMiddleware:
         if "\x00" in request.path:
             # No name or id contains NUL, and PostgreSQL refuses to compare a string holding
             # one (a ValueError, not a miss): such a path names nothing.
-            from .api.errors import not_found
-
             return not_found(request)
         return self.get_response(request)
 
@@ -37,22 +38,17 @@ class JsonErrorMiddleware:
         if isinstance(exception, DatabaseError):
             logger.error("database error on %s: %s", request.path, exception)
             response = JsonResponse(
-                {"detail": "The database is unavailable; try again shortly.", "code": "database_unavailable"},
+                {"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable"},
                 status=503,
             )
             response["Retry-After"] = "5"
             return response
         if isinstance(exception, RequestDataTooBig):
-            from .api.errors import body_limit_message
-
             return JsonResponse({"detail": body_limit_message(), "code": "payload_too_large"}, status=413)
         if isinstance(exception, OSError):
             logger.exception("storage error on %s", request.path)
             response = JsonResponse(
-                {
-                    "detail": "The model files cannot be read right now; nothing was recorded. Try again shortly.",
-                    "code": "storage_unavailable",
-                },
+                {"detail": STORAGE_UNAVAILABLE, "code": "storage_unavailable"},
                 status=503,
             )
             response["Retry-After"] = "5"

@@ -1,6 +1,6 @@
 """The API's data encoding and the one parser every door uses for penguin inputs.
 
-API encoding (CONTRACT §5): island 1=Torgersen, 2=Biscoe, 3=Dream; sex 0=female, 1=male;
+API encoding: island 1=Torgersen, 2=Biscoe, 3=Dream; sex 0=female, 1=male;
 species 1=Adelie, 2=Chinstrap, 3=Gentoo. Island and sex may also be given by name, in any
 case. All seven fields are required.
 
@@ -21,6 +21,9 @@ import numpy as np
 
 SPECIES: dict[int, str] = {1: "Adelie", 2: "Chinstrap", 3: "Gentoo"}
 SPECIES_BY_NAME: dict[str, int] = {name.lower(): code for code, name in SPECIES.items()}
+# The species in id order (1, 2, 3): the columns of every probability row the API answers.
+SPECIES_IDS: tuple[int, ...] = tuple(sorted(SPECIES))
+SPECIES_NAMES: tuple[str, ...] = tuple(SPECIES[code] for code in SPECIES_IDS)
 ISLANDS: dict[int, str] = {1: "Torgersen", 2: "Biscoe", 3: "Dream"}
 SEXES: dict[int, str] = {0: "female", 1: "male"}
 

@@ -8,14 +8,14 @@ Rows with a missing measurement, sex or year are dropped before training (not im
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from classifier.encoding import FIELDS, ISLANDS, SEXES, SPECIES, SPECIES_BY_NAME, V1_SPECIES
+from core.encoding import FIELDS, ISLANDS, SEXES, SPECIES, SPECIES_BY_NAME, V1_SPECIES
+from core.hashing import sha256_file
 
 MEASUREMENTS = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year")
 REQUIRED_COLUMNS = ("species", "island", *FIELDS[1:5], "sex", "year")
@@ -63,14 +63,6 @@ class Dataset:
         }
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def dataset_load(path: str | Path) -> Dataset:
     """Read and validate a penguin table in either format."""
     path = Path(path)
@@ -109,7 +101,7 @@ def dataset_load(path: str | Path) -> Dataset:
         raise DatasetError(f"{path}: no row has all of {', '.join(REQUIRED_COLUMNS)} filled in.")
     return Dataset(
         path=path.resolve(),
-        sha256=file_sha256(path),
+        sha256=sha256_file(path),
         coding="v1" if coded else "names",
         rows_in_file=len(frame),
         frame=complete.reset_index(drop=True),

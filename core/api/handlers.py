@@ -1,78 +1,31 @@
-"""JSON errors everywhere: DRF's exception handler and Django's error views.
-
-Every error body has the same shape: ``{"detail": "...", "code": "...", "errors": {...}}``
-where ``errors`` (validation only) maps each field, or ``instances[i].field``, to messages.
-"""
+"""JSON errors everywhere: DRF's exception handler and Django's error views."""
 
 from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from classifier.encoding import InputError
-from classifier.services import ModelBroken, ModelNotFound, NoProbabilities, RegistryError
-from training.catalogue import ParamError
+from core.encoding import InputError
+from core.errors import DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE, DomainError
+
+from .exceptions import PayloadTooLarge, body_limit_message, error_body
 
 logger = logging.getLogger(__name__)
-
-
-def body_limit_message() -> str:
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    return f"Request body larger than {limit} bytes; send fewer rows per request (limit: PENGUIN_MAX_BODY_BYTES)."
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body too large."
-    default_code = "payload_too_large"
-
-
-class ServiceUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The service is temporarily unavailable; try again shortly."
-    default_code = "unavailable"
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
-
-
-STORAGE_UNAVAILABLE = "The model files cannot be read right now; nothing was recorded. Try again shortly."
-
-
-def error_body(detail: str, code: str, errors: dict | None = None) -> dict:
-    body = {"detail": detail, "code": code}
-    if errors:
-        body["errors"] = errors
-    return body
-
-
-# Domain errors raised by services → (HTTP status, code).
-DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
-    (ModelNotFound, 404, "model_not_found"),
-    (ModelBroken, 409, "model_unavailable"),
-    (NoProbabilities, 409, "no_probabilities"),
-    (RegistryError, 409, "conflict"),
-]
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, InputError):
         return Response(error_body("Invalid input.", "invalid", exc.errors), status=400)
-    if isinstance(exc, ParamError):
-        return Response(error_body(str(exc), "invalid", {exc.field: [str(exc)]}), status=400)
-    for cls, status_code, code in DOMAIN_ERRORS:
-        if isinstance(exc, cls):
-            return Response(error_body(str(exc), code), status=status_code)
+    if isinstance(exc, DomainError):
+        # A service's refusal: its class says the status and code; a named field gets its message.
+        errors = {exc.field: [str(exc)]} if exc.field else None
+        return Response(error_body(str(exc), exc.code, errors), status=exc.status_code)
     if isinstance(exc, DataError):
         # A value the database cannot store (beyond a column's range, say): the request's fault.
         logger.warning("data error while serving %s: %s", context.get("request") and context["request"].path, exc)
@@ -80,7 +33,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DatabaseError):
         logger.exception("database error while serving %s", context.get("request") and context["request"].path)
         return Response(
-            error_body("The database is unavailable; nothing was recorded. Try again shortly.", "database_unavailable"),
+            error_body(DATABASE_UNAVAILABLE, "database_unavailable"),
             status=503,
             headers={"Retry-After": "5"},
         )

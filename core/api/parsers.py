@@ -8,7 +8,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from .errors import PayloadTooLarge, body_limit_message
+from .exceptions import PayloadTooLarge, body_limit_message
 
 
 def _reject_constant(name: str):

@@ -22,11 +22,13 @@ import time
 
 from django.conf import settings
 
-from . import artifacts, selectors, services
+from . import artifacts, selectors
 from .selectors import ServingEntry
+from .services import sync
+from .services.registry import ModelNotFound, model_version_mark_broken
 
 
-class LiveRegistry:
+class ServingRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._checked_at = float("-inf")
@@ -50,9 +52,9 @@ class LiveRegistry:
         with self._lock:
             if not force and now - self._checked_at < settings.PENGUIN_REGISTRY_REFRESH_SECONDS:
                 return
-            fingerprint = services.drop_folder_fingerprint()
+            fingerprint = sync.drop_folder_fingerprint()
             if fingerprint != self._fingerprint:
-                services.registry_sync()
+                sync.registry_sync()
             generation = selectors.registry_generation()
             if generation != self._generation:
                 self._entries = selectors.registry_active_entries()
@@ -87,7 +89,7 @@ class LiveRegistry:
                 try:
                     artifacts.read_verified(relative, sha256)
                 except artifacts.ArtifactError as exc:
-                    services.model_version_mark_broken(version_id=entry.version_id, reason=str(exc))
+                    model_version_mark_broken(version_id=entry.version_id, reason=str(exc))
                     refused = True
         self._file_stats = seen
         return refused
@@ -102,17 +104,15 @@ class LiveRegistry:
             self.refresh()
             found = selectors.model_version_entry(model_name=model_name, number=version_number)
             if found is None:
-                raise services.ModelNotFound(
+                raise ModelNotFound(
                     f"Model {model_name!r} has no version {version_number}; "
                     f"GET /api/v1/models/{model_name}/versions lists them."
                 )
             return found
         found = self.entries().get(model_name)
         if found is None:
-            raise services.ModelNotFound(
-                f"Model {model_name[:80]!r} not found; GET /models lists the available models."
-            )
+            raise ModelNotFound(f"Model {model_name[:80]!r} not found; GET /models lists the available models.")
         return found
 
 
-live_registry = LiveRegistry()
+live_registry = ServingRegistry()

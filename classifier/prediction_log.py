@@ -1,25 +1,28 @@
-"""Many prediction-log rows at once: their JSON text built in bulk, and COPY on PostgreSQL.
+"""The prediction log's writers: one row as one prepared INSERT, many rows at once.
 
-A 10,000-row batch through ``bulk_create`` spends about two seconds building model
-instances and a 20,000-parameter INSERT. Here the rows become tab-separated text with
-string templates (one pass over plain lists, no per-row ORM objects) and go to PostgreSQL
-in one ``COPY``; the ids are reserved from the table's sequence first, in one query, so
-every row's id is known without reading anything back.
+``services.predictions.prediction_log`` picks the writer. A 10,000-row batch through
+``bulk_create`` spends about two seconds building model instances and a 20,000-parameter
+INSERT. Here the rows become tab-separated text with string templates (one pass over plain
+lists, no per-row ORM objects) and go to PostgreSQL in one ``COPY``; the ids are reserved
+from the table's sequence first, in one query, so every row's id is known without reading
+anything back.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 
-from .encoding import FIELDS, RULES, SPECIES
+from core.encoding import FIELDS, RULES, SPECIES_NAMES
+
 from .models import Prediction
 
-SPECIES_NAMES = tuple(SPECIES[code] for code in sorted(SPECIES))
 COPY_COLUMNS = (
     "id",
     "model_id",
@@ -94,3 +97,51 @@ def prediction_copy(
         # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests).
         cursor.copy_expert(sql, io.StringIO(text))
     return ids
+
+
+def inputs_rows(matrix: np.ndarray) -> list[list[float | int]]:
+    """Every row's values as ``row_to_input`` gives them (codes as ints), from one tolist()."""
+    integral = [position for position, name in enumerate(FIELDS) if RULES[name].integral]
+    rows = matrix.tolist()
+    for row in rows:
+        for position in integral:
+            row[position] = int(row[position])
+    return rows
+
+
+# The columns a logged answer fills, in the order prediction_insert_one takes them.
+LOG_FIELDS = ("model", "version", "created_at", "endpoint", "inputs", "species_id", "probabilities", "latency_ms")
+
+
+@functools.cache
+def _prediction_insert_statement(vendor: str, sync_commit: bool) -> tuple[str, tuple, bool]:
+    """The INSERT for one Prediction row on this database, built once per process.
+
+    With PENGUIN_LOG_SYNC_COMMIT off, PostgreSQL runs it with ``synchronous_commit`` off:
+    both statements go in one round trip and form one implicit transaction, so the setting
+    applies to this INSERT only.
+    """
+    meta = Prediction._meta
+    fields = tuple(meta.get_field(name) for name in LOG_FIELDS)
+    quote = connection.ops.quote_name
+    returning = connection.features.can_return_columns_from_insert
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if returning:
+        sql += f" RETURNING {quote(meta.pk.column)}"
+    if vendor == "postgresql" and not sync_commit:
+        sql = "SET LOCAL synchronous_commit TO OFF; " + sql
+    return sql, fields, returning
+
+
+def prediction_insert_one(values: tuple) -> int:
+    """Insert one row (values in LOG_FIELDS order, prepared like the ORM does) and return its id."""
+    sql, fields, returning = _prediction_insert_statement(connection.vendor, settings.PENGUIN_LOG_SYNC_COMMIT)
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if returning:
+            return cursor.fetchone()[0]
+        return connection.ops.last_insert_id(cursor, Prediction._meta.db_table, Prediction._meta.pk.column)

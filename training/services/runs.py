@@ -1,17 +1,13 @@
-"""Training runs: the one path that trains a model, whoever asked.
+"""Training runs from record to outcome: validate and record a run, train it, recover lost ones.
 
-``training_run_start`` records a queued run and hands its id to Celery after the
-transaction commits; ``training_run_execute`` (called by the task, or in-process when no
-broker is configured) trains, registers the version and applies the promotion policy.
+``training_run_execute`` (called by the task, or in-process when no broker is configured)
+trains, registers the version and applies the promotion policy.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import platform
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,20 +17,18 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from classifier import services as registry
-from classifier.models import MLModel, model_name_validator
-from classifier.serving import estimator_name
+from classifier.models import model_name_validator
+from classifier.services.registry import model_version_register
+from core.datasets import DatasetError, dataset_load
 
-from .catalogue import CATALOGUE, ParamError, algorithm_get
-from .datasets import DatasetError, dataset_load
-from .models import TrainingRun
-from .params import params_check
-from .trainer import TrainingResult, train
+from ..catalogue import ParamError, algorithm_get
+from ..models import ActivationMode, TrainingRun
+from ..params import params_check
+from ..trainer import train
+from .promotion import confusion_matrix_png, new_version_info, promotion_decision
 
 logger = logging.getLogger(__name__)
 
-
-ACTIVATION_MODES = ("policy", "never", "force")
 MAX_SEED = 2**31 - 1  # the largest seed a run's row holds (a 32-bit integer column)
 
 
@@ -44,97 +38,6 @@ class TrainingConflict(Exception):
 
 class TrainingQueueUnavailable(Exception):
     """The broker could not take the run; it is recorded as failed."""
-
-
-def library_versions() -> dict[str, str]:
-    import joblib
-    import numpy
-    import pandas
-    import sklearn
-
-    return {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
-        "joblib": joblib.__version__,
-    }
-
-
-def confusion_matrix_png(result: TrainingResult, title: str) -> bytes:
-    """A picture of the test-set confusion matrix, for the admin."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    labels = result.confusion_matrix["labels"]
-    matrix = result.confusion_matrix["matrix"]
-    figure = Figure(figsize=(4.2, 3.6), dpi=100)
-    axes = figure.add_subplot()
-    image = axes.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axes)
-    axes.set_xticks(range(len(labels)), labels=labels)
-    axes.set_yticks(range(len(labels)), labels=labels)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(title, fontsize=10)
-    peak = max(max(row) for row in matrix) or 1
-    for i, row in enumerate(matrix):
-        for j, value in enumerate(row):
-            axes.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def new_version_info(result: TrainingResult, *, extra_files: dict[str, bytes] | None = None) -> registry.NewVersion:
-    """What the registry stores about a trained pipeline, besides the file itself."""
-    return registry.NewVersion(
-        algorithm=result.algorithm,
-        params=result.estimator_params,
-        metrics=result.metrics,
-        classification_report=result.classification_report,
-        confusion_matrix=result.confusion_matrix,
-        classes=result.classes,
-        class_values=result.class_values,
-        feature_names=result.feature_names,
-        dataset={**result.dataset, "test_size": result.test_size, "seed": result.seed},
-        n_train=result.n_train,
-        n_test=result.n_test,
-        training_seconds=result.seconds,
-        library_versions=library_versions(),
-        estimator=estimator_name(result.pipeline),
-        extra_files=extra_files or {},
-    )
-
-
-def promotion_decision(*, model_name: str, metrics: dict[str, float], mode: str) -> tuple[bool, str]:
-    """Whether a new version becomes active, and why.
-
-    ``force`` always activates, ``never`` never does; by policy a version is activated
-    unless its test F1 is below the active version's by more than PENGUIN_PROMOTION_MARGIN.
-    """
-    if mode == "force":
-        return True, "activated: forced"
-    if mode == "never":
-        return False, "not activated: requested with --no-activate"
-    model = MLModel.objects.select_related("active_version").filter(name=model_name).first()
-    active = model.active_version if model else None
-    if active is None or active.broken_reason:
-        return True, "activated: no serving version before it"
-    new_f1 = metrics.get("test_f1")
-    old_f1 = (active.metrics or {}).get("test_f1")
-    if new_f1 is None or old_f1 is None:
-        return True, f"activated: v{active.number} has no test F1 to compare with"
-    margin = settings.PENGUIN_PROMOTION_MARGIN
-    if new_f1 < old_f1 - margin:
-        return False, (
-            f"not activated: test F1 {new_f1:.4f} is worse than active v{active.number}'s {old_f1:.4f} "
-            f"by more than the margin {margin:g} (PENGUIN_PROMOTION_MARGIN)"
-        )
-    return True, f"activated: test F1 {new_f1:.4f} vs v{active.number}'s {old_f1:.4f} (margin {margin:g})"
 
 
 def training_request_validate(
@@ -185,7 +88,7 @@ def training_run_create(
     data_path: str | None = None,
     test_size: float = 0.2,
     seed: int = 42,
-    activation: str = "policy",
+    activation: str = ActivationMode.POLICY,
     trigger: str = TrainingRun.Trigger.COMMAND,
     user: AbstractBaseUser | None = None,
     task_id: str = "",
@@ -195,8 +98,9 @@ def training_run_create(
     Raises ParamError (naming the field) for a bad request and TrainingConflict when a run
     for the same model is already queued or running.
     """
-    if activation not in ACTIVATION_MODES:
-        raise ParamError("activate", f"activate must be one of {', '.join(ACTIVATION_MODES)}; got {activation!r}.")
+    if activation not in ActivationMode.values:
+        modes = ", ".join(ActivationMode.values)
+        raise ParamError("activate", f"activate must be one of {modes}; got {activation!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ParamError("seed", f"seed must be a whole number from 0 to {MAX_SEED}; got {seed!r:.30}.")
     name, path = training_request_validate(
@@ -226,83 +130,7 @@ def training_run_create(
         ) from None
 
 
-def training_run_start(*, in_process: bool | None = None, **kwargs: Any) -> TrainingRun:
-    """Record a run and train it: in a Celery worker, or here in this process.
-
-    ``in_process=None`` sends the run to a worker when a broker is configured and trains
-    here when none is (the embedded default); ``True`` always trains here (``train_model``
-    in the foreground). A queued run is sent once the surrounding transaction commits, so
-    a worker never looks for a row it cannot see yet. Outside a transaction a broker that
-    cannot take the run raises TrainingQueueUnavailable (the run is recorded as failed);
-    inside one the same failure is recorded on the run and logged.
-    Other keyword arguments are those of ``training_run_create``; raises ParamError and
-    TrainingConflict.
-    """
-    if in_process is None:
-        in_process = settings.CELERY_TASK_ALWAYS_EAGER
-    if in_process:
-        run = training_run_create(**kwargs)
-        return training_run_execute(run_id=run.pk)
-    run = training_run_create(**kwargs, task_id=str(uuid.uuid4()))
-    # Inside a transaction, a broker failure after the commit is recorded on the run and
-    # logged (robust) rather than raised out of the caller's commit.
-    in_transaction = transaction.get_connection().in_atomic_block
-    run_id, task_id = run.pk, run.task_id
-
-    def enqueue_training_run() -> None:  # a named function: Django logs a robust callback by name
-        _enqueue(run_id=run_id, task_id=task_id)
-
-    transaction.on_commit(enqueue_training_run, robust=in_transaction)
-    run.refresh_from_db()
-    return run
-
-
-def training_run_retrain(
-    *, model_name: str, trigger: str, user: AbstractBaseUser | None = None, in_process: bool | None = None
-) -> TrainingRun:
-    """Train a model again with the algorithm, params, data, split and seed of its last good run.
-
-    A model that never trained here (a discovered file) is trained with its algorithm's
-    defaults when the catalogue knows it; otherwise ParamError says to train a new model.
-    """
-    model = MLModel.objects.filter(name=model_name).first()
-    algorithm = model.algorithm if model else ""
-    if algorithm not in CATALOGUE:
-        raise ParamError(
-            "algorithm",
-            f"{model_name} cannot be retrained: its algorithm {algorithm or '(unknown)'!r} is not in the catalogue "
-            f"({', '.join(CATALOGUE)}); train a new model with one of those instead.",
-        )
-    succeeded = TrainingRun.objects.filter(model_name=model_name, status=TrainingRun.Status.SUCCEEDED)
-    last = succeeded.order_by("-id").first()
-    data_path = last.data_path if last and Path(last.data_path).is_file() else None
-    return training_run_start(
-        in_process=in_process,
-        algorithm=algorithm,
-        params=last.params if last else {},
-        model_name=model_name,
-        data_path=data_path,
-        test_size=last.test_size if last else 0.2,
-        seed=last.seed if last else 42,
-        trigger=trigger,
-        user=user,
-    )
-
-
-def _enqueue(*, run_id: int, task_id: str) -> None:
-    from .tasks import train_model_task
-
-    try:
-        # retry=False: a broker that is down answers now, not after minutes of retries.
-        train_model_task.apply_async(args=[run_id], task_id=task_id, retry=False)
-    except Exception as exc:  # broker down: record it, do not leave the run queued forever
-        logger.warning("could not queue training run %s: %s", run_id, exc)
-        message = f"could not queue the run: the broker is unavailable ({type(exc).__name__}). Try again later."
-        _finish(run_id, status=TrainingRun.Status.FAILED, error=message)
-        raise TrainingQueueUnavailable(message) from exc
-
-
-def _finish(run_id: int, **fields: Any) -> None:
+def finish(run_id: int, **fields: Any) -> None:
     now = timezone.now()
     run = TrainingRun.objects.get(pk=run_id)
     started = run.started_at or now
@@ -330,7 +158,7 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
         if run.status == TrainingRun.Status.RUNNING:
             limit = settings.PENGUIN_TRAINING_MAX_ATTEMPTS
             if run.attempts >= limit:
-                _finish(
+                finish(
                     run_id,
                     status=TrainingRun.Status.FAILED,
                     error=(
@@ -356,7 +184,7 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
             algorithm=run.algorithm, dataset=dataset, params=run.params, test_size=run.test_size, seed=run.seed
         )
         activate, note = promotion_decision(model_name=run.model_name, metrics=result.metrics, mode=run.activation)
-        version = registry.model_version_register(
+        version = model_version_register(
             model_name=run.model_name,
             pipeline=result.pipeline,
             info=new_version_info(
@@ -371,12 +199,12 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
             triggered_by=f"{run.trigger} run {run.pk}" + (f" by {run.triggered_by}" if run.triggered_by else ""),
         )
     except (DatasetError, ParamError) as exc:
-        _finish(run_id, status=TrainingRun.Status.FAILED, error=str(exc))
+        finish(run_id, status=TrainingRun.Status.FAILED, error=str(exc))
     except Exception as exc:
         logger.exception("training run %s failed", run_id)
-        _finish(run_id, status=TrainingRun.Status.FAILED, error=_describe_failure(exc))
+        finish(run_id, status=TrainingRun.Status.FAILED, error=_describe_failure(exc))
     else:
-        _finish(run_id, status=TrainingRun.Status.SUCCEEDED, version=version, activated=activate, activation_note=note)
+        finish(run_id, status=TrainingRun.Status.SUCCEEDED, version=version, activated=activate, activation_note=note)
         logger.info("run %s trained %s in %.2fs (%s)", run_id, version, time.perf_counter() - started, note)
     return TrainingRun.objects.get(pk=run_id)
 
@@ -420,7 +248,7 @@ def training_run_abort(*, run_id: int, exc: BaseException) -> bool:
     run = TrainingRun.objects.filter(pk=run_id, status__in=TrainingRun.ACTIVE_STATUSES).first()
     if run is None:
         return False
-    _finish(run_id, status=TrainingRun.Status.FAILED, error=_describe_failure(exc))
+    finish(run_id, status=TrainingRun.Status.FAILED, error=_describe_failure(exc))
     return True
 
 

@@ -1,0 +1,1 @@
+"""Registry and prediction-log writes, by sub-domain: ``registry``, ``sync``, ``predictions``."""
