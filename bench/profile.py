@@ -22,12 +22,16 @@ from pathlib import Path
 DATABASE = "log INSERT and other database calls (psycopg2, Django db, connection checks)"
 HANDLER = "Django handler and URL resolution"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("model call (onnxruntime, species mapping)", ("onnxruntime/", "classifier/serving.py", "onnx_runtime.py")),
+    (
+        "model call (onnxruntime, species mapping)",
+        ("onnxruntime/", "classifier/serving.py", "onnx_runtime.py", "classifier/predict.py"),
+    ),
     (
         DATABASE,
         (
             "psycopg2",
             "django/db/",
+            "classifier/prediction_log.py",
             "prediction_log (",
             "_prediction_insert",
             "close_old_connections",
@@ -36,14 +40,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ConnectionProxy",
         ),
     ),
-    ("rate limiting (throttles, Redis round trip)", ("rest_framework/throttling.py", "api/throttling.py", "redis/")),
+    (
+        "rate limiting (throttles, Redis round trip)",
+        ("rest_framework/throttling.py", "core/api/throttling.py", "redis/"),
+    ),
     (
         "authentication",
         ("rest_framework/authentication.py", "django/contrib/auth/", "_authenticate", "get_user (", "get_user@"),
     ),
     (
         "parsing and validation (parser, parse_one)",
-        ("rest_framework/parsers.py", "api/parsers.py", "classifier/encoding.py", "_parse (", "_load_data_and_files"),
+        ("rest_framework/parsers.py", "core/api/parsers.py", "core/encoding.py", "_parse (", "_load_data_and_files"),
     ),
     (
         "rendering (JSON renderer, Response)",
@@ -51,15 +58,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("Prometheus metrics", ("prometheus_client/", "classifier/metrics.py")),
     ("DRF dispatch and content negotiation", ("rest_framework/",)),
-    ("the view and the service call", ("classifier/api/", "classifier/live.py", "classifier/selectors.py")),
-    ("the view and the service call", ("classifier/services.py",)),
+    ("the view and the service call", ("classifier/api/", "classifier/serving_registry.py", "classifier/selectors.py")),
+    ("the view and the service call", ("classifier/services/",)),
     (
         "middleware (sessions, CSRF, messages, request id, security, …)",
         (
             "django/middleware/",
             "django/contrib/sessions/",
             "django/contrib/messages/",
-            "classifier/middleware.py",
             "whitenoise/",
             "penguinsite/middleware",
             "Middleware.",

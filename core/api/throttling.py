@@ -6,12 +6,20 @@ Redis per request, and two workers updating it at once lose each other's counts.
 count in fixed windows with one atomic ``cache.incr`` instead, so the cost is constant and
 the limit holds across processes. A broken cache lets requests through (logged) rather than
 failing them: the limit protects the service, it must not take it down.
+
+With Redis, each worker counts in memory and adds its count to Redis every ``batch``
+requests of a client (``PENGUIN_THROTTLE_BATCH``, at most 1% of the limit): one round trip
+per batch instead of one per request. A worker's estimate is the shared total it read at its
+last flush plus what it counted since, so each worker admits at most ``batch`` requests past
+the limit before it learns the total: the limit holds within workers × batch per window
+(4 workers, 6000/min, batch 50: 200 requests, 3%). Limits under 200 are counted exactly.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -41,6 +49,25 @@ def _redis_client() -> Any | None:
     return client
 
 
+class LocalCounts:
+    """This process's counts not yet in Redis, per key, for the current window of each duration."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.windows: dict[int, tuple[int, dict[str, list[int]]]] = {}  # duration -> (window, counts)
+
+    def state(self, duration: int, window: int, key: str) -> list[int]:
+        """``[counted here since the last flush, shared total read at the last flush]`` (under lock)."""
+        current, counts = self.windows.get(duration, (None, None))
+        if current != window:
+            counts = {}
+            self.windows[duration] = (window, counts)
+        return counts.setdefault(key, [0, 0])
+
+
+_local_counts = LocalCounts()
+
+
 class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
     """At most ``num_requests`` per ``duration``-second window per client and scope."""
 
@@ -60,14 +87,19 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
         self.window_ends_at = (window + 1) * self.duration
         key = f"{self.key}_{window}"
         try:
-            count = self._count(key)
+            count = self._count(key, window)
         except Exception as exc:  # cache down: serve rather than fail every request
             logger.warning("rate limit not applied, the cache is unavailable: %s", exc)
             return True
         return count <= self.num_requests
 
-    def _count(self, key: str) -> int:
+    def batch(self) -> int:
+        return max(1, min(settings.PENGUIN_THROTTLE_BATCH, self.num_requests // 100))
+
+    def _count(self, key: str, window: int) -> int:
         client = _redis_client()
+        if client is not None and self.batch() > 1:
+            return self._count_batched(client, key, window)
         if client is not None:
             # One round trip: INCR, and give the key its lifetime when this request created it.
             # (Through Django's cache API the same count costs add + exists + incrby, and a new
@@ -84,6 +116,28 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
         except ValueError:  # expired between add() and incr(): this request opens a new window
             self.cache.add(key, 1, timeout=self.duration + 1)
             return 1
+
+    def _count_batched(self, client: Any, key: str, window: int) -> int:
+        """This request's place in the window as far as this process knows (see the module docstring)."""
+        with _local_counts.lock:
+            state = _local_counts.state(self.duration, window, key)
+            state[0] += 1
+            if state[0] < self.batch():
+                return state[1] + state[0]
+            pending, state[0] = state[0], 0
+        full_key = self.cache.make_and_validate_key(key)
+        pipeline = client.pipeline(transaction=False)
+        pipeline.incrby(full_key, pending)
+        pipeline.expire(full_key, self.duration + 1, nx=True)
+        try:
+            total = int(pipeline.execute()[0])
+        except Exception:
+            with _local_counts.lock:
+                state[0] += pending  # kept for the next flush
+            raise
+        with _local_counts.lock:
+            state[1] = total
+            return total + state[0]
 
     def wait(self) -> float:
         """Seconds until the window closes (sent as Retry-After, rounded up)."""
