@@ -57,7 +57,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ("rest_framework/renderers.py", "rest_framework/response.py", "django/http/response.py"),
     ),
     ("Prometheus metrics", ("prometheus_client/", "classifier/metrics.py")),
-    ("DRF dispatch and content negotiation", ("rest_framework/",)),
+    ("DRF dispatch and content negotiation (or the lean path's)", ("rest_framework/", "core/api/lean.py")),
     ("the view and the service call", ("classifier/api/", "classifier/serving_registry.py", "classifier/selectors.py")),
     ("the view and the service call", ("classifier/services/",)),
     (

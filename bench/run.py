@@ -52,16 +52,38 @@ from core.encoding import EXAMPLES  # noqa: E402
 from tests.support.postgres import database_recreate as support_database_recreate  # noqa: E402
 from tests.support.service import LiveServer, gunicorn  # noqa: E402
 
-# What each server is, for the tables' notes.
+# What each server is (for the tables' notes), and the environment that makes it so.
 SERVERS = {
-    "django": "the service: DRF view, validation, rate-limit count in Redis, one durable INSERT per answer",
-    "django-relaxed": "the same with PENGUIN_LOG_SYNC_COMMIT=0 and DATABASE_CONN_HEALTH_CHECKS=0: the INSERT does "
-    "not wait for the WAL flush, and no SELECT 1 precedes it",
+    "django": "the service as configured by default: lean predict path, rate-limit counts in Redis in batches, "
+    "one durable INSERT per answer (synchronous commit), 4 sync workers",
     "bare": "bench/bare_app.py: same JSON parsing and loaded model, no Django, no database",
     "old": "the earlier service's pattern: unpickle the model file on every request, scikit-learn predict",
+    "django-full": "the service with both levers off (PENGUIN_LEAN_PREDICT=0, PENGUIN_THROTTLE_BATCH=1): every "
+    "middleware, DRF's full dispatch, one Redis round trip per request, as before this change",
+    "django-nolean": "PENGUIN_LEAN_PREDICT=0: every middleware and DRF's full dispatch (rate-limit batches kept)",
+    "django-nobatch": "PENGUIN_THROTTLE_BATCH=1: one Redis round trip per request (lean path kept)",
+    "django-gthread": "gunicorn gthread workers (GUNICORN_THREADS=4, 4 workers), all else as django",
+    "bare-gthread": "bench/bare_app.py under gthread workers (GUNICORN_THREADS=4, 4 workers)",
+    "old-gthread": "the earlier service's pattern under gthread workers (GUNICORN_THREADS=4, 4 workers)",
+    "django-w2": "2 sync workers instead of 4",
+    "django-w6": "6 sync workers instead of 4",
+    "django-relaxed": "PENGUIN_LOG_SYNC_COMMIT=0 and DATABASE_CONN_HEALTH_CHECKS=0: the INSERT does not wait for "
+    "the WAL flush, and no SELECT 1 precedes it (not durable: not a contender, for reference)",
+}
+VARIANT_ENV = {
+    "django-full": {"PENGUIN_LEAN_PREDICT": "0", "PENGUIN_THROTTLE_BATCH": "1"},
+    "django-nolean": {"PENGUIN_LEAN_PREDICT": "0"},
+    "django-nobatch": {"PENGUIN_THROTTLE_BATCH": "1"},
+    "django-gthread": {"GUNICORN_THREADS": "4"},
+    "bare-gthread": {"GUNICORN_THREADS": "4"},
+    "old-gthread": {"GUNICORN_THREADS": "4"},
+    "django-w2": {"GUNICORN_WORKERS": "2"},
+    "django-w6": {"GUNICORN_WORKERS": "6"},
+    "django-relaxed": {"PENGUIN_LOG_SYNC_COMMIT": "0", "DATABASE_CONN_HEALTH_CHECKS": "0"},
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
-KINDS = ("django", "bare", "old", "django-relaxed")
+KINDS = tuple(SERVERS)
+DEFAULT_KINDS = ("django", "bare", "old", "django-full")
 SECTIONS = ("training", "compute", "single", "memory", "profile", "batch", "scale")
 ADELIE = EXAMPLES["Adelie"]
 TARGETS: list[tuple[str, str, bool | None]] = []  # (target, measured, met)
@@ -172,10 +194,9 @@ class Server:
 def serving(kind: str, env: dict[str, str], logs: Path, manifest: Path | None = None):
     django = kind.startswith("django")
     env = dict(env)
-    if kind == "django-relaxed":
-        env.update(PENGUIN_LOG_SYNC_COMMIT="0", DATABASE_CONN_HEALTH_CHECKS="0")
+    env.update(VARIANT_ENV.get(kind, {}))
     if not django:
-        env.update(BENCH_MODE=kind, BENCH_MANIFEST=str(manifest))
+        env.update(BENCH_MODE=kind.split("-")[0], BENCH_MANIFEST=str(manifest))
         env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'bench'}"
     with gunicorn(
         env,
@@ -476,7 +497,7 @@ def section_single(
         running = {kind: stack.enter_context(serving(kind, env, logs, manifest)) for kind in servers}
         for kind, server in running.items():
             results.setdefault("idle_rss", {})[kind] = server.worker_rss_mb()
-            warm(server, names, body, body_file, rounds=40 if kind != "old" else 3)
+            warm(server, names, body, body_file, rounds=3 if kind.startswith("old") else 40)
         for name in names:
             for _ in range(rounds):
                 for kind, server in running.items():
@@ -876,7 +897,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--keep", action="store_true", help="keep the penguin_bench database and artifacts")
     parser.add_argument("--models", nargs="*", help="single/batch: only these models")
-    parser.add_argument("--servers", nargs="*", choices=KINDS, default=list(KINDS), help="single: servers")
+    parser.add_argument("--servers", nargs="*", choices=KINDS, default=list(DEFAULT_KINDS), help="single: servers")
     args = parser.parse_args()
     sections = set(args.only or SECTIONS)
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
