@@ -67,6 +67,7 @@ SERVERS = {
     "old-gthread": "the earlier service's pattern under gthread workers (GUNICORN_THREADS=4, 4 workers)",
     "django-w2": "2 sync workers instead of 4",
     "django-w6": "6 sync workers instead of 4",
+    "django-nohealth": "DATABASE_CONN_HEALTH_CHECKS=0: no SELECT 1 before the INSERT (still durable)",
     "django-relaxed": "PENGUIN_LOG_SYNC_COMMIT=0 and DATABASE_CONN_HEALTH_CHECKS=0: the INSERT does not wait for "
     "the WAL flush, and no SELECT 1 precedes it (not durable: not a contender, for reference)",
 }
@@ -79,6 +80,7 @@ VARIANT_ENV = {
     "old-gthread": {"GUNICORN_THREADS": "4"},
     "django-w2": {"GUNICORN_WORKERS": "2"},
     "django-w6": {"GUNICORN_WORKERS": "6"},
+    "django-nohealth": {"DATABASE_CONN_HEALTH_CHECKS": "0"},
     "django-relaxed": {"PENGUIN_LOG_SYNC_COMMIT": "0", "DATABASE_CONN_HEALTH_CHECKS": "0"},
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
@@ -206,6 +208,7 @@ def serving(kind: str, env: dict[str, str], logs: Path, manifest: Path | None = 
         ready_path="/healthz" if django else "/",
         ready_status=200 if django else None,
         log=logs / f"gunicorn-{kind}.log",
+        timeout=240,  # start-up on a busy 2-core machine can take a minute
     ) as live:
         yield Server(kind, live)
 
