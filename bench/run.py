@@ -218,7 +218,7 @@ def warm(server: Server, names: list[str], body: bytes, body_file: Path, rounds:
     wrk_load(port=server.port, path=f"/classify/{names[0]}", body_file=body_file, seconds=1)
     for name in names:
         for _ in range(rounds):
-            status, data, _ = request_once(server.port, "POST", f"/classify/{name}", body, JSON_HEADERS)
+            status, data, _ = request_once(server.port, "POST", f"/classify/{name}", body, JSON_HEADERS, timeout=120)
             if status != 200:
                 raise SystemExit(f"{server.kind}: POST /classify/{name} answered {status}: {data[:300]!r}")
 
