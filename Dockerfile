@@ -43,8 +43,9 @@ CMD ["gunicorn", "penguinsite.wsgi", "-c", "penguinsite/gunicorn.conf.py"]
 FROM app AS notebook
 USER root
 COPY requirements-notebook.txt /tmp/requirements-notebook.txt
+# /data/notebooks: the workspace (a volume in compose); created here so that the volume is the user's.
 RUN pip install --no-cache-dir --disable-pip-version-check --only-binary=:all: -r /tmp/requirements-notebook.txt \
-    && chown -R penguin:penguin /app/training/notebooks
+    && mkdir -p /data/notebooks && chown penguin:penguin /data/notebooks
 USER penguin
 EXPOSE 8888
 CMD ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser", "--ServerApp.root_dir=/app/training/notebooks"]

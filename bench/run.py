@@ -55,18 +55,18 @@ from tests.support.service import LiveServer, gunicorn  # noqa: E402
 # What each server is (for the tables' notes), and the environment that makes it so.
 SERVERS = {
     "django": "the service as configured by default: lean predict path, rate-limit counts in Redis in batches, "
-    "one durable INSERT per answer (synchronous commit), 4 sync workers",
+    "one durable INSERT per answer (synchronous commit), 4 threaded workers (penguinsite/gunicorn.conf.py)",
     "bare": "bench/bare_app.py: same JSON parsing and loaded model, no Django, no database",
     "old": "the earlier service's pattern: unpickle the model file on every request, scikit-learn predict",
     "django-full": "the service with both levers off (PENGUIN_LEAN_PREDICT=0, PENGUIN_THROTTLE_BATCH=1): every "
     "middleware, DRF's full dispatch, one Redis round trip per request, as before this change",
     "django-nolean": "PENGUIN_LEAN_PREDICT=0: every middleware and DRF's full dispatch (rate-limit batches kept)",
     "django-nobatch": "PENGUIN_THROTTLE_BATCH=1: one Redis round trip per request (lean path kept)",
-    "django-gthread": "gunicorn gthread workers (GUNICORN_THREADS=4, 4 workers), all else as django",
-    "bare-gthread": "bench/bare_app.py under gthread workers (GUNICORN_THREADS=4, 4 workers)",
-    "old-gthread": "the earlier service's pattern under gthread workers (GUNICORN_THREADS=4, 4 workers)",
-    "django-w2": "2 sync workers instead of 4",
-    "django-w6": "6 sync workers instead of 4",
+    "django-sync": "gunicorn's sync workers (4, one request at a time each, no keep-alive), all else as django",
+    "bare-sync": "bench/bare_app.py under sync workers",
+    "old-sync": "the earlier service's pattern under sync workers",
+    "django-w2": "2 workers instead of 4",
+    "django-w6": "6 workers instead of 4",
     "django-nohealth": "DATABASE_CONN_HEALTH_CHECKS=0: no SELECT 1 before the INSERT (still durable)",
     "django-relaxed": "PENGUIN_LOG_SYNC_COMMIT=0 and DATABASE_CONN_HEALTH_CHECKS=0: the INSERT does not wait for "
     "the WAL flush, and no SELECT 1 precedes it (not durable: not a contender, for reference)",
@@ -75,9 +75,9 @@ VARIANT_ENV = {
     "django-full": {"PENGUIN_LEAN_PREDICT": "0", "PENGUIN_THROTTLE_BATCH": "1"},
     "django-nolean": {"PENGUIN_LEAN_PREDICT": "0"},
     "django-nobatch": {"PENGUIN_THROTTLE_BATCH": "1"},
-    "django-gthread": {"GUNICORN_THREADS": "4"},
-    "bare-gthread": {"GUNICORN_THREADS": "4"},
-    "old-gthread": {"GUNICORN_THREADS": "4"},
+    "django-sync": {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_THREADS": "1"},
+    "bare-sync": {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_THREADS": "1"},
+    "old-sync": {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_THREADS": "1"},
     "django-w2": {"GUNICORN_WORKERS": "2"},
     "django-w6": {"GUNICORN_WORKERS": "6"},
     "django-nohealth": {"DATABASE_CONN_HEALTH_CHECKS": "0"},
@@ -85,7 +85,7 @@ VARIANT_ENV = {
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
 KINDS = tuple(SERVERS)
-DEFAULT_KINDS = ("django", "bare", "old", "django-full", "django-gthread", "bare-gthread", "old-gthread")
+DEFAULT_KINDS = ("django", "bare", "old", "django-full", "django-sync", "bare-sync", "old-sync")
 SECTIONS = ("training", "compute", "single", "memory", "profile", "batch", "scale")
 ADELIE = EXAMPLES["Adelie"]
 TARGETS: list[tuple[str, str, bool | None]] = []  # (target, measured, met)
@@ -535,12 +535,12 @@ def section_single(
         "(wrk's latency histogram). CPU ms/req: CPU time of the gunicorn workers, of their PostgreSQL "
         "sessions, and of wrk, per answer. load avg: the 1-minute load average after each round (2 cores).",
     )
-    # Each service variant against the baselines under the same gunicorn config (sync or gthread).
+    # Each service variant against the baselines under the same gunicorn config (threaded or sync).
     pairs = [
         (
             kind,
-            "bare-gthread" if kind.endswith("gthread") else "bare",
-            "old-gthread" if kind.endswith("gthread") else "old",
+            "bare-sync" if kind.endswith("-sync") else "bare",
+            "old-sync" if kind.endswith("-sync") else "old",
         )
         for kind in servers
         if kind.startswith("django")
@@ -554,7 +554,7 @@ def section_single(
         for kind, bare_kind, old_kind in pairs:
             django, bare, old = (measured[name][k] for k in (kind, bare_kind, old_kind))
             row += [f"{django.rate / bare.rate * 100:.0f}%", f"{django.rate / old.rate:.1f}×"]
-            if kind not in ("django", "django-gthread"):
+            if kind not in ("django", "django-sync"):
                 continue
             if name == "randomforest":
                 target(
@@ -573,6 +573,10 @@ def section_single(
                 )
             target(f"{kind}: p99 ≤ 3× p50 ({name})", f"{django.p99 / django.p50:.1f}×", django.p99 <= 3 * django.p50)
         rows.append(row)
+    if {"django", "django-sync"} <= set(servers):
+        for name in names:
+            ratio = measured[name]["django"].rate / measured[name]["django-sync"].rate
+            target(f"threaded workers ≥ 90% of sync workers' req/s ({name})", f"{ratio * 100:.0f}%", ratio >= 0.90)
     header = ["model"]
     for kind, bare_kind, old_kind in pairs:
         header += [f"{kind} / {bare_kind}", f"{kind} / {old_kind}"]

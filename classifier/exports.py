@@ -18,9 +18,9 @@ import json
 from datetime import datetime
 from typing import TextIO
 
-from core.encoding import FIELDS, SPECIES, SPECIES_NAMES
+from core.encoding import FIELDS, RULES, SPECIES, SPECIES_NAMES
 
-from .models import Prediction
+from .models import PROBABILITY_COLUMNS, Prediction
 
 FORMATS = ("jsonl", "csv")
 CHUNK_SIZE = 2000
@@ -44,12 +44,21 @@ _COLUMNS = (
     "model__name",
     "version__number",
     "endpoint",
-    "inputs",
     "species_id",
-    "probabilities",
     "true_species_id",
     "latency_ms",
+    *FIELDS,
+    *PROBABILITY_COLUMNS,
 )
+_INTEGRAL = tuple(RULES[field].integral for field in FIELDS)
+_FIRST_INPUT = _COLUMNS.index(FIELDS[0])
+_FIRST_PROBABILITY = _COLUMNS.index(PROBABILITY_COLUMNS[0])
+
+
+def _inputs(row: tuple) -> dict[str, float | int]:
+    """The row's inputs as the earlier format wrote them: codes as ints, measurements as floats."""
+    values = row[_FIRST_INPUT:_FIRST_PROBABILITY]
+    return {field: int(v) if integral else float(v) for field, v, integral in zip(FIELDS, values, _INTEGRAL)}
 
 
 def prediction_export(
@@ -69,10 +78,11 @@ def prediction_export(
 
 def _write_jsonl(stream: TextIO, values) -> int:
     count = 0
-    for _id, created_at, model, _version, _endpoint, inputs, species_id, _proba, _truth, _latency in values:
+    for row in values:
+        created_at, model, species_id = row[1], row[2], row[5]
         line = {
             "timestamp": created_at.isoformat(),
-            "input": inputs,
+            "input": _inputs(row),
             "result": {"model": model, "species_id": species_id, "species_name": SPECIES[species_id]},
         }
         stream.write(json.dumps(line) + "\n")
@@ -84,7 +94,9 @@ def _write_csv(stream: TextIO, values) -> int:
     writer = csv.writer(stream)
     writer.writerow(CSV_COLUMNS)
     count = 0
-    for pk, created_at, model, version, endpoint, inputs, species_id, proba, truth, latency in values:
+    for row in values:
+        pk, created_at, model, version, endpoint, species_id, truth, latency = row[:_FIRST_INPUT]
+        proba = row[_FIRST_PROBABILITY:]
         writer.writerow(
             [
                 pk,
@@ -92,10 +104,10 @@ def _write_csv(stream: TextIO, values) -> int:
                 model,
                 version,
                 endpoint,
-                *(inputs.get(field) for field in FIELDS),
+                *_inputs(row).values(),
                 species_id,
                 SPECIES[species_id],
-                *((proba or {}).get(name, "") for name in SPECIES_NAMES),
+                *("" if value is None else value for value in proba),
                 "" if truth is None else truth,
                 round(latency, 3),
             ]

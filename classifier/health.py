@@ -78,6 +78,11 @@ def _check_artifacts() -> str | None:
     return None
 
 
+def serving_unready_reason() -> str | None:
+    """Why this process cannot classify (database or artifacts folder), or None when it can."""
+    return _check_database() or _check_artifacts()
+
+
 @require_GET
 def readyz(request):
     """Database, broker (when configured) and artifacts folder; 503 names what failed."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -13,9 +16,11 @@ from . import artifacts, metrics
 from .estimators import ModelUnusable
 from .selectors import ServingEntry
 from .services.predictions import prediction_log
-from .services.registry import ModelBroken, NoProbabilities, model_version_mark_broken
+from .services.registry import ModelBroken, NoProbabilities, model_version_mark_broken, model_version_restore
 from .serving import LoadedModel, load_entry
 from .serving_registry import live_registry
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +59,7 @@ def prediction_make(
         )
     species, probabilities = loaded.predict_with_proba(matrix, with_proba=with_probabilities)
     latency_ms = (time.perf_counter() - started) * 1000.0
+    challenger_version_id, challenger_species = _shadow_answers(entry, matrix)
     ids = prediction_log(
         model_id=entry.model_id,
         version_id=entry.version_id,
@@ -62,6 +68,8 @@ def prediction_make(
         probabilities=probabilities,
         latency_ms=latency_ms,
         endpoint=endpoint,
+        challenger_version_id=challenger_version_id,
+        challenger_species_ids=challenger_species,
     )
     metrics.predictions_record(model_name=entry.model_name, version_number=entry.number, species_ids=species)
     return PredictionOutcome(
@@ -74,9 +82,60 @@ def prediction_make(
     )
 
 
+# Version id → the stat signatures of its files when they were last found damaged: a file is
+# hashed again only once it changed, not on every request to a broken version.
+_damaged_signatures: dict[int, tuple] = {}
+
+
+def _files_restored(entry: ServingEntry) -> bool:
+    """Whether a version broken by its files (damaged, missing, unreadable) has them back intact."""
+    if not entry.broken_reason.startswith("artifact file "):
+        return False  # unusable for another reason (not a model, wrong features): not a file fault
+    files = [(entry.artifact_path, entry.sha256)]
+    if entry.onnx_path:
+        files.append((entry.onnx_path, entry.onnx_sha256))
+    signature = tuple(_signature(relative) for relative, _ in files)
+    if _damaged_signatures.get(entry.version_id) == signature:
+        return False
+    try:
+        for relative, sha256 in files:
+            artifacts.read_verified(relative, sha256)
+    except artifacts.ArtifactError:
+        _damaged_signatures[entry.version_id] = signature
+        return False
+    _damaged_signatures.pop(entry.version_id, None)
+    return model_version_restore(version_id=entry.version_id, reason=entry.broken_reason)
+
+
+def _signature(relative: str) -> tuple | None:
+    try:
+        stat = os.stat(artifacts.absolute(relative))
+    except (OSError, artifacts.ArtifactError):
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _shadow_answers(entry: ServingEntry, matrix: np.ndarray) -> tuple[int | None, np.ndarray | None]:
+    """The challenger's species for the same rows, or (None, None) when there is none or it fails.
+
+    Shadow traffic never changes the answer: a challenger that cannot load or predict is
+    logged and skipped, and the client still gets the champion's answer.
+    """
+    challenger = entry.challenger
+    if challenger is None:
+        return None, None
+    try:
+        return challenger.version_id, load_entry(challenger).predict(matrix)
+    except Exception as exc:
+        logger.warning("challenger %s v%s did not answer in shadow: %s", challenger.model_name, challenger.number, exc)
+        return None, None
+
+
 def _load_entry(entry: ServingEntry) -> LoadedModel:
     if entry.broken_reason:
-        raise ModelBroken(f"{entry.model_name} v{entry.number} cannot serve: {entry.broken_reason}.")
+        if not _files_restored(entry):
+            raise ModelBroken(f"{entry.model_name} v{entry.number} cannot serve: {entry.broken_reason}.")
+        entry = dataclasses.replace(entry, broken_reason="")
     try:
         return load_entry(entry)
     except (artifacts.ArtifactError, ModelUnusable) as exc:

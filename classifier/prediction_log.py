@@ -19,9 +19,9 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
-from core.encoding import FIELDS, RULES, SPECIES_NAMES
+from core.encoding import FIELDS, RULES
 
-from .models import Prediction
+from .models import PROBABILITY_COLUMNS, Prediction
 
 COPY_COLUMNS = (
     "id",
@@ -29,25 +29,28 @@ COPY_COLUMNS = (
     "version_id",
     "created_at",
     "endpoint",
-    "inputs",
+    *FIELDS,
     "species_id",
-    "probabilities",
+    *PROBABILITY_COLUMNS,
     "latency_ms",
+    "challenger_version_id",
+    "challenger_species_id",
 )
-# The same JSON text ``json.dumps(row_to_input(row))`` gives: codes as ints, measures as floats
-# (``%r`` of a float is Python's shortest repr, which is what json writes).
-_INPUT_TEMPLATE = "{" + ", ".join(f'"{field}": ' + ("%d" if RULES[field].integral else "%r") for field in FIELDS) + "}"
-_PROBABILITY_TEMPLATE = "{" + ", ".join(f'"{name}": %r' for name in SPECIES_NAMES) + "}"
+# One row's inputs as COPY text, tab-separated in FIELDS order: codes as whole numbers,
+# measurements as Python's shortest float repr (exactly the float that was parsed).
+_INPUT_TEMPLATE = "\t".join("%d" if RULES[field].integral else "%r" for field in FIELDS)
+_PROBABILITY_TEMPLATE = "\t".join(["%r"] * len(PROBABILITY_COLUMNS))
+NO_PROBABILITIES = "\t".join([r"\N"] * len(PROBABILITY_COLUMNS))
 
 
-def inputs_json(matrix: np.ndarray) -> list[str]:
-    """Each parsed row as the JSON object the log stores (see ``encoding.row_to_input``)."""
+def inputs_text(matrix: np.ndarray) -> list[str]:
+    """Each parsed row's seven input columns as COPY text."""
     template = _INPUT_TEMPLATE
     return [template % tuple(row) for row in matrix.tolist()]
 
 
-def probabilities_json(probabilities: np.ndarray) -> list[str]:
-    """Each row's probabilities (6 decimals) as ``{"Adelie": …, "Chinstrap": …, "Gentoo": …}``."""
+def probabilities_text(probabilities: np.ndarray) -> list[str]:
+    """Each row's species probabilities (6 decimals, species-id order) as COPY text."""
     template = _PROBABILITY_TEMPLATE
     return [template % tuple(row) for row in probabilities.round(6).tolist()]
 
@@ -78,23 +81,32 @@ def prediction_copy(
     species: Sequence[int],
     probabilities: Sequence[str] | None,
     latency_ms: float,
+    challenger_version_id: int | None = None,
+    challenger_species: Sequence[int] | None = None,
 ) -> list[int]:
     """Write the rows with one COPY (PostgreSQL only); returns their ids in row order.
 
-    Every value is a number, a fixed name or JSON made of numbers and fixed keys, so no
-    value needs COPY's escaping (no tab, newline or backslash can occur).
+    Every value is a number or a fixed name, so no value needs COPY's escaping (no tab,
+    newline or backslash can occur inside one). ``inputs`` and ``probabilities`` come from
+    ``inputs_text`` and ``probabilities_text``.
     """
     ids = reserve_ids(len(inputs))
     shared = f"\t{model_id}\t{version_id}\t{created_at.isoformat()}\t{endpoint}\t"
-    tail = f"\t{float(latency_ms)!r}\n"
-    proba = probabilities if probabilities is not None else [r"\N"] * len(inputs)
+    tail = f"\t{float(latency_ms)!r}\t"
+    proba = probabilities if probabilities is not None else [NO_PROBABILITIES] * len(inputs)
+    if challenger_species is None:
+        shadow = ["\\N\t\\N"] * len(inputs)  # NULL, tab, NULL
+    else:
+        shadow = [f"{challenger_version_id}\t{code}" for code in challenger_species]
     text = "".join(
-        f"{row_id}{shared}{row_inputs}\t{code}\t{row_proba}{tail}"
-        for row_id, row_inputs, code, row_proba in zip(ids, inputs, species, proba)
+        f"{row_id}{shared}{row_inputs}\t{code}\t{row_proba}{tail}{row_shadow}\n"
+        for row_id, row_inputs, code, row_proba, row_shadow in zip(ids, inputs, species, proba, shadow)
     )
     sql = f"COPY {Prediction._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
-    with connection.cursor() as cursor:
-        # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests)
+        # but does not translate its errors: a lost connection must be Django's DatabaseError
+        # (a 503 with Retry-After, and the connection replaced) like any other query's.
         cursor.copy_expert(sql, io.StringIO(text))
     return ids
 
@@ -110,7 +122,19 @@ def inputs_rows(matrix: np.ndarray) -> list[list[float | int]]:
 
 
 # The columns a logged answer fills, in the order prediction_insert_one takes them.
-LOG_FIELDS = ("model", "version", "created_at", "endpoint", "inputs", "species_id", "probabilities", "latency_ms")
+LOG_FIELDS = (
+    "model",
+    "version",
+    "created_at",
+    "endpoint",
+    *FIELDS,
+    "species_id",
+    *PROBABILITY_COLUMNS,
+    "latency_ms",
+    "challenger_version",
+    "challenger_species_id",
+)
+NO_PROBABILITY_VALUES = (None,) * len(PROBABILITY_COLUMNS)
 
 
 @functools.cache

@@ -10,7 +10,6 @@ active version, spread over the past days in id order. On PostgreSQL the rows go
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,10 +18,12 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.encoding import FIELDS
+
 from . import selectors
-from .models import Prediction
+from .models import PROBABILITY_COLUMNS, Prediction
 from .onnx_runtime import parity_features
-from .prediction_log import inputs_json, probabilities_json
+from .prediction_log import NO_PROBABILITIES, inputs_text, probabilities_text
 from .serving import load_entry
 
 CHUNK_ROWS = 100_000
@@ -31,9 +32,9 @@ COPY_COLUMNS = (
     "version_id",
     "created_at",
     "endpoint",
-    "inputs",
+    *FIELDS,
     "species_id",
-    "probabilities",
+    *PROBABILITY_COLUMNS,
     "latency_ms",
     "true_species_id",
     "feedback_at",
@@ -59,23 +60,27 @@ class _Answers:
     model_id: int
     version_id: int
     species: list[int]
-    probabilities: list[str]  # JSON text, or "" when the model gives none
+    probabilities: list[str]  # COPY text of the probability columns (NULLs when the model gives none)
+    probability_rows: list[tuple]  # the same as numbers, for bulk_create
 
 
-def _answers() -> tuple[list[str], list[_Answers]]:
+def _answers() -> tuple[np.ndarray, list[_Answers]]:
     matrix = parity_features()
-    inputs = inputs_json(matrix)
     answers = []
     for entry in selectors.registry_active_entries().values():
         if entry.broken_reason:
             continue
         model = load_entry(entry)
         species, probabilities = model.predict_with_proba(matrix, with_proba=model.has_proba)
-        proba_text = probabilities_json(probabilities) if probabilities is not None else [""] * len(matrix)
-        answers.append(_Answers(entry.model_id, entry.version_id, species.tolist(), proba_text))
+        if probabilities is None:
+            no_numbers = (None,) * len(PROBABILITY_COLUMNS)
+            proba_text, proba_rows = [NO_PROBABILITIES] * len(matrix), [no_numbers] * len(matrix)
+        else:
+            proba_text, proba_rows = probabilities_text(probabilities), [tuple(row) for row in probabilities.round(6)]
+        answers.append(_Answers(entry.model_id, entry.version_id, species.tolist(), proba_text, proba_rows))
     if not answers:
         raise FillError("No model can serve: train one first (manage.py train_model --all).")
-    return inputs, answers
+    return matrix, answers
 
 
 def prediction_log_fill(
@@ -93,7 +98,8 @@ def prediction_log_fill(
     missing = max(0, total - before)
     if not missing:
         return FillReport(before, 0, before, "none")
-    inputs, answers = _answers()
+    matrix, answers = _answers()
+    inputs = inputs_text(matrix)
     rng = np.random.default_rng(seed)
     now = timezone.now()
     # Ascending times, so that ids and created_at grow together as in a real log.
@@ -106,7 +112,7 @@ def prediction_log_fill(
         if postgres:
             _copy_chunk(chunk, inputs, answers)
         else:
-            _bulk_chunk(chunk, inputs, answers)
+            _bulk_chunk(chunk, matrix, answers)
         added += count
         if progress is not None:
             progress(added)
@@ -145,7 +151,7 @@ def _copy_chunk(chunk: _Chunk, inputs: list[str], answers: list[_Answers]) -> No
         answer = answers[chunk.answer[i]]
         sample = chunk.sample[i]
         species = answer.species[sample]
-        proba = answer.probabilities[sample] or r"\N"
+        proba = answer.probabilities[sample]
         when = chunk.times[i].isoformat()
         feedback = (str(species), when) if chunk.feedback[i] else (r"\N", r"\N")
         write(
@@ -158,23 +164,23 @@ def _copy_chunk(chunk: _Chunk, inputs: list[str], answers: list[_Answers]) -> No
         cursor.copy_expert(f"COPY classifier_prediction ({', '.join(COPY_COLUMNS)}) FROM STDIN", buffer)
 
 
-def _bulk_chunk(chunk: _Chunk, inputs: list[str], answers: list[_Answers]) -> None:
-    decoded_inputs = [json.loads(text) for text in inputs]
+def _bulk_chunk(chunk: _Chunk, matrix: np.ndarray, answers: list[_Answers]) -> None:
+    inputs = [dict(zip(FIELDS, row)) for row in matrix.tolist()]
     rows = []
     for i in range(chunk.count):
         answer = answers[chunk.answer[i]]
         sample = chunk.sample[i]
         species = answer.species[sample]
-        proba = answer.probabilities[sample]
+        proba = answer.probability_rows[sample]
         rows.append(
             Prediction(
                 model_id=answer.model_id,
                 version_id=answer.version_id,
                 created_at=chunk.times[i],
                 endpoint=str(chunk.endpoint[i]),
-                inputs=decoded_inputs[sample],
+                **inputs[sample],
                 species_id=species,
-                probabilities=json.loads(proba) if proba else None,
+                **dict(zip(PROBABILITY_COLUMNS, proba)),
                 latency_ms=float(chunk.latency[i]),
                 true_species_id=species if chunk.feedback[i] else None,
                 feedback_at=chunk.times[i] if chunk.feedback[i] else None,

@@ -24,7 +24,11 @@ def _int(name: str, default: int) -> int:
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = _int("GUNICORN_WORKERS", min(4, multiprocessing.cpu_count() * 2))
-threads = _int("GUNICORN_THREADS", 1)
+threads = _int("GUNICORN_THREADS", 4)
+# Threaded workers whose every read of a request times out (GUNICORN_REQUEST_READ_TIMEOUT,
+# 15 s): half-sent requests from slow clients cannot hold every worker, so /healthz and
+# everyone else keep being answered. GUNICORN_WORKER_CLASS=sync is the old behaviour.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "penguinsite.gunicorn_worker.ThreadWorker"
 timeout = _int("GUNICORN_TIMEOUT", 120)  # in-process training (no broker) can take a minute
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
@@ -70,3 +74,12 @@ def child_exit(server, worker):
 def on_exit(server):
     if _metrics_dir_created:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def when_ready(server):
+    """Say where the service answers once it does: the landing page, the admin and the docs."""
+    for listener in server.LISTENERS:
+        base = str(listener).rstrip("/")  # "http://127.0.0.1:8000" for a TCP socket
+        if not base.startswith("http://"):
+            continue
+        server.log.info("Serving %s/  admin: %s/admin/  API docs: %s/api/docs/", base, base, base)

@@ -9,12 +9,18 @@ import uuid
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import JsonResponse, UnreadablePostError
 
 from classifier import metrics
 from core.api.exceptions import body_limit_message
 from core.api.handlers import not_found
-from core.errors import DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE
+from core.errors import (
+    BODY_INCOMPLETE,
+    DATABASE_FAILURES,
+    DATABASE_UNAVAILABLE,
+    STORAGE_FAILURES,
+    STORAGE_UNAVAILABLE,
+)
 
 from .logs import request_id_bound
 
@@ -32,11 +38,21 @@ class JsonErrorMiddleware:
             # No name or id contains NUL, and PostgreSQL refuses to compare a string holding
             # one (a ValueError, not a miss): such a path names nothing.
             return not_found(request)
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # The WSGI server hands a chunked body over without a length, and Django then reads
+            # it as empty: an activation would succeed without its reason. Ask for a length.
+            return JsonResponse(
+                {
+                    "detail": "Send the body with a Content-Length header; chunked transfer encoding is not accepted.",
+                    "code": "length_required",
+                },
+                status=411,
+            )
         return self.get_response(request)
 
     def process_exception(self, request, exception):
         if isinstance(exception, DatabaseError):
-            logger.error("database error on %s: %s", request.path, exception)
+            DATABASE_FAILURES.failed(exception, request.path)
             response = JsonResponse(
                 {"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable"},
                 status=503,
@@ -45,8 +61,11 @@ class JsonErrorMiddleware:
             return response
         if isinstance(exception, RequestDataTooBig):
             return JsonResponse({"detail": body_limit_message(), "code": "payload_too_large"}, status=413)
+        if isinstance(exception, UnreadablePostError):
+            logger.warning("request body of %s not received: %s", request.path, exception)
+            return JsonResponse({"detail": BODY_INCOMPLETE, "code": "body_incomplete"}, status=400)
         if isinstance(exception, OSError):
-            logger.exception("storage error on %s", request.path)
+            STORAGE_FAILURES.failed(exception, request.path)
             response = JsonResponse(
                 {"detail": STORAGE_UNAVAILABLE, "code": "storage_unavailable"},
                 status=503,

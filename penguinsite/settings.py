@@ -9,6 +9,7 @@ given as ``X_FILE``, the path of a file holding the value (Docker/Kubernetes sec
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -69,6 +70,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files of our own
     "classifier",
     "training",
 ]
@@ -107,7 +109,7 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "penguinsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -166,9 +168,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("PENGUIN_TRAINING_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("PENGUIN_TRAINING_TIME_LIMIT", 660, minimum=2)
+# Training stops (the run fails, saying so) once the process passes this resident size, and
+# a pool process that ends a task above it is replaced (memory given back to the machine).
+PENGUIN_WORKER_MAX_MEMORY_MB = env_int("PENGUIN_WORKER_MAX_MEMORY_MB", 1536, minimum=64)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = PENGUIN_WORKER_MAX_MEMORY_MB * 1024  # KiB
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
-CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# A broker that accepts connections but never answers (a hung Redis) must cost a request a
+# few seconds, not the rest of gunicorn's timeout: every socket operation gives up after
+# PENGUIN_BROKER_TIMEOUT seconds, and publishing a run then answers 503 (the run recorded
+# failed). Above the 1 s a worker's BRPOP waits, so idle workers are not affected.
+PENGUIN_BROKER_TIMEOUT = env_float("PENGUIN_BROKER_TIMEOUT", 3.0, minimum=1.5)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 60,
+    "socket_timeout": PENGUIN_BROKER_TIMEOUT,
+    "socket_connect_timeout": PENGUIN_BROKER_TIMEOUT,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = PENGUIN_BROKER_TIMEOUT
 # The queue training tasks are sent to and workers consume. Deployments sharing one Redis
 # database use different names (the CI stack check does, beside the suite's own workers).
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "") or "celery"
@@ -193,6 +208,16 @@ PENGUIN_MODEL_CACHE_SIZE = env_int("PENGUIN_MODEL_CACHE_SIZE", 32, minimum=1)
 # but PostgreSQL flushes it within about 0.6 s (synchronous_commit=off for these INSERTs only),
 # so a database crash can lose the last fraction of a second of the log. See bench/README.md.
 PENGUIN_LOG_SYNC_COMMIT = env_bool("PENGUIN_LOG_SYNC_COMMIT", True)
+# Monitoring: a window reads at most this many of its most recent predictions; below the
+# minimum there is no drift verdict; beat checks every active version at this interval (s).
+PENGUIN_MONITOR_MAX_ROWS = env_int("PENGUIN_MONITOR_MAX_ROWS", 10_000, minimum=1)
+PENGUIN_MONITOR_MIN_ROWS = env_int("PENGUIN_MONITOR_MIN_ROWS", 30, minimum=1)
+PENGUIN_MONITOR_INTERVAL = env_int("PENGUIN_MONITOR_INTERVAL", 3600, minimum=10)
+# Dataset drift in two consecutive checks of the active version starts a training run.
+PENGUIN_RETRAIN_ON_DRIFT = env_bool("PENGUIN_RETRAIN_ON_DRIFT", False)
+CELERY_BEAT_SCHEDULE = {
+    "monitor-models": {"task": "classifier.monitor_models", "schedule": float(PENGUIN_MONITOR_INTERVAL)},
+}
 
 # Rate-limit counts go to Redis in batches of up to this many requests per client and worker
 # (never more than 1% of the limit), instead of one round trip per request: a client may get
@@ -278,6 +303,12 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs pages load their scripts from our static files, never from another host.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No validator badge: Swagger UI would ask an online validator about the schema.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     # Stable names for the choice sets that share a field name (status) or a value list.
     "ENUM_NAME_OVERRIDES": {
@@ -285,6 +316,9 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": ["active", "inactive", "broken"],
         "ModelReadinessEnum": ["ready", "broken"],
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "TensorDatatypeEnum": "classifier.api.v2.serializers.DATATYPES",
+        "OutputDatatypeEnum": "classifier.api.v2.serializers.OUTPUT_DATATYPES",
+        "OutputNameEnum": "classifier.api.v2.serializers.OUTPUT_NAMES",
     },
     # API v1 routes take an optional trailing slash; document them without it.
     "PREPROCESSING_HOOKS": ["core.api.schema.strip_optional_trailing_slash"],
@@ -316,8 +350,10 @@ USE_I18N = True
 USE_TZ = True
 
 # One JSON object per line, tagged with the request id (penguinsite/logs.py); gunicorn's
-# error and access logs use the same formatter. PENGUIN_LOG_FORMAT=text for a terminal.
-_log_format = (env_str("PENGUIN_LOG_FORMAT", "json") or "json").strip().lower()
+# error and access logs use the same formatter. Unset, a terminal gets plain lines instead
+# (a command run by hand, e.g. train_model's table, is read by a person, not a collector).
+_log_format_default = "text" if sys.stderr.isatty() else "json"
+_log_format = (env_str("PENGUIN_LOG_FORMAT", _log_format_default) or _log_format_default).strip().lower()
 if _log_format not in {"json", "text"}:
     raise ImproperlyConfigured(f"PENGUIN_LOG_FORMAT: expected json or text; got {_log_format!r}.")
 LOGGING_CONFIG = "penguinsite.logs.configure"  # dictConfig + Python warnings as log lines

@@ -14,7 +14,7 @@ from classifier.serving import loaded_cache
 from classifier.serving_registry import live_registry
 from tests.support import service
 from tests.support.data import DATA
-from tests.support.models import broker_url, register_result, uses_postgres
+from tests.support.models import broker_url, ml_engineers_group, register_result, uses_postgres
 
 
 def pytest_collection_modifyitems(config, items):
@@ -81,7 +81,9 @@ def user(db, django_user_model):
 
 @pytest.fixture
 def staff_user(db, django_user_model):
-    return django_user_model.objects.create_user(username="staff", password="staff-pass-123", is_staff=True)
+    staff = django_user_model.objects.create_user(username="staff", password="staff-pass-123", is_staff=True)
+    staff.groups.add(ml_engineers_group())
+    return staff
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
 from classifier.models import ModelVersion
+from tests.support.models import ml_engineers_group
 from training import tasks
 from training.models import TrainingRun
 
@@ -94,7 +95,9 @@ def test_a_broker_that_is_down_answers_503_and_the_run_is_recorded_failed(settin
 
     monkeypatch.setattr(tasks.train_model_task, "apply_async", refuse)
     client = APIClient()
-    client.force_authenticate(django_user_model.objects.create_user("ops", is_staff=True))
+    ops = django_user_model.objects.create_user("ops", is_staff=True)
+    ops.groups.add(ml_engineers_group())
+    client.force_authenticate(ops)
     response = start(client, {"algorithm": "knn"})
     assert response.status_code == 503
     assert response.json()["code"] == "queue_unavailable"

@@ -62,7 +62,7 @@ def _repo_path(word: str) -> Path | None:
 def test_every_command_of_the_service_names_files_and_programs_that_exist(name):
     from django.conf import settings as django_settings
 
-    installed = {"python", "gunicorn", "celery", "jupyter", "sh", "test", "echo", "exec", "exit"}
+    installed = {"python", "gunicorn", "celery", "jupyter", "sh", "test", "echo", "exec", "exit", "cp"}
     for words in _commands(SERVICES[name]):
         if words[0] == "exec":
             words = words[1:]

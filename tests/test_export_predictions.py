@@ -109,3 +109,30 @@ def test_bad_arguments_fail_with_a_clear_message(logged, args, message):
 def test_an_empty_log_exports_nothing(db):
     assert export() == ""
     assert export("--format", "csv").splitlines()[0].startswith("id,timestamp,model,version")
+
+
+@pytest.mark.slow
+def test_export_into_a_reader_that_stops_early_exits_quietly(tmp_path):
+    """`export_predictions | head -1`: one line out, no BrokenPipeError traceback, exit 0."""
+    import subprocess
+
+    from tests.support.processes import PYTHON, REPO
+    from tests.support.service import manage, service_env
+
+    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    manage(env, "migrate", "--noinput")
+    manage(env, "train_model", "knn")
+    manage(env, "generate_predictions", "--total", "20000")  # several MB: more than a pipe holds
+    export = subprocess.Popen(
+        [PYTHON, str(REPO / "manage.py"), "export_predictions"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = export.stdout.readline()
+    export.stdout.close()  # what head does after its line
+    stderr = export.stderr.read().decode()
+    assert export.wait(timeout=120) == 0
+    assert json.loads(first)["result"]["model"] == "knn"
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr and "Exception ignored" not in stderr

@@ -144,3 +144,39 @@ def test_an_artifacts_folder_that_is_not_a_folder_is_503_fails_training_and_keep
     knn_model.refresh_from_db()
     assert knn_model.status == "active"
     assert classify(client, "knn")["X-Model-Version"] == "1"
+
+
+@pytest.mark.parametrize("file_name", ["model.joblib", "model.onnx"])
+def test_a_damaged_file_restored_byte_for_byte_serves_again_at_the_next_load_and_is_recorded(
+    client, artifacts_dir, knn_model, file_name, caplog
+):
+    target = artifacts_dir / "registry" / "knn" / "v1" / file_name
+    original = target.read_bytes()
+    assert classify(client, "knn").status_code == 200
+    flip_one_byte_keeping_size_and_mtime(target, None)
+    assert classify(client, "knn").status_code == 409
+    knn_model.refresh_from_db()
+    assert knn_model.status == "broken"
+
+    target.write_bytes(original)  # restored from a backup, say; nobody runs a sync
+    with caplog.at_level("WARNING"):
+        answer = classify(client, "knn")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["species_name"] == "Adelie"
+    knn_model.refresh_from_db()
+    assert knn_model.status == "active" and knn_model.broken_reason == ""
+    listed = {m["name"]: m for m in client.get("/models").json()["available_models"]}
+    assert listed["knn"]["status"] == "ready"
+    restored = [r.getMessage() for r in caplog.records if "restored" in r.getMessage()]
+    assert restored and "match" in restored[0], [r.getMessage() for r in caplog.records]
+
+
+def test_a_broken_file_still_damaged_stays_refused(client, artifacts_dir, knn_model):
+    target = artifacts_dir / "registry" / "knn" / "v1" / "model.joblib"
+    assert classify(client, "knn").status_code == 200
+    truncate(target, None)
+    assert classify(client, "knn").status_code == 409
+    target.write_bytes(target.read_bytes() + b"x")  # changed again, still not the file
+    assert classify(client, "knn").status_code == 409
+    knn_model.refresh_from_db()
+    assert knn_model.status == "broken"

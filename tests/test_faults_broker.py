@@ -7,12 +7,20 @@ in test_training_runs.py and test_api_training.py; this proves them with a real 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
 
 import pytest
+from django import db
 from kombu import pools
 
 from classifier.models import Prediction
+from penguinsite.celery import app as celery_app
 from tests.support.data import ADELIE
 from tests.support.redis import private_redis
 from training.models import TrainingRun
@@ -103,3 +111,75 @@ def test_when_redis_comes_back_runs_are_queued_again(client, staff_client, knn_m
     assert again.status_code == 202, again.content
     assert again.json()["status"] == "queued"
     assert TrainingRun.objects.filter(model_name="knn", status=TrainingRun.Status.FAILED).count() == 1
+
+
+# --- a hung Redis: accepts connections, never answers ------------------------------------------
+
+
+@contextlib.contextmanager
+def hung(redis) -> Iterator[None]:
+    """SIGSTOP the server: the kernel still completes connections, nothing is ever answered."""
+    os.kill(redis.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(redis.process.pid, signal.SIGCONT)
+
+
+def within(seconds: float, call):
+    """``call()`` in a thread; fails the test if it has not returned after ``seconds``."""
+    done: dict = {}
+
+    def target():
+        try:
+            done["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            done["error"] = exc
+        finally:
+            db.connections.close_all()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds:g}s (hung on the broker)"
+    if "error" in done:
+        raise done["error"]
+    return done["value"]
+
+
+def test_with_redis_hung_starting_a_run_is_a_503_naming_the_broker_and_the_run_is_failed(
+    staff_client, knn_model, redis_server
+):
+    with hung(redis_server):
+        refused = within(60, lambda: start_run(staff_client, algorithm="knn", name="knn-hung"))
+    assert refused.status_code == 503, refused.content
+    assert refused["Content-Type"] == "application/json"
+    assert refused.json()["code"] == "queue_unavailable"
+    assert "broker is unavailable" in refused.json()["detail"]
+    run = TrainingRun.objects.get(model_name="knn-hung")
+    assert run.status == TrainingRun.Status.FAILED and "broker is unavailable" in run.error
+    # The model is not locked: once Redis answers again the next run is queued.
+    _reset_connections(celery_app)
+    assert start_run(staff_client, algorithm="knn", name="knn-hung").status_code == 202
+
+
+def test_with_redis_hung_rate_limits_are_counted_in_the_process_and_the_outage_logged_once(
+    client, knn_model, redis_server, settings, caplog
+):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "5/min"},
+    }
+    # A cache of its own (a private server's port may have served an earlier test's outage).
+    cache = settings.CACHES["default"]
+    settings.CACHES = {"default": {**cache, "LOCATION": f"{cache['LOCATION']}?client_name=hung-rate-limits"}}
+    with hung(redis_server), caplog.at_level(logging.WARNING, logger="classifier.api.throttling"):
+        statuses = [
+            client.post("/api/v1/models/knn/predict", data=ADELIE, content_type="application/json").status_code
+            for _ in range(8)
+        ]
+    # Counted here while Redis cannot count: the limit still holds, nobody is refused for the outage.
+    assert statuses == [200] * 5 + [429] * 3
+    outage_lines = [r for r in caplog.records if "rate limit" in r.getMessage()]
+    assert len(outage_lines) == 1, [r.getMessage() for r in outage_lines]
+    assert "counted in this process" in outage_lines[0].getMessage()

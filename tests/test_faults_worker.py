@@ -113,13 +113,34 @@ def test_a_whole_worker_killed_mid_training_is_recovered_by_the_sweep_and_the_ne
         worker.wait(timeout=10)
     assert run_state(stack, run_id)[0] == "running"
 
-    # Every worker sweeps at start; a run is certainly lost once it has been running longer
-    # than the hard time limit. The operator's command applies the same rule with any age.
+    # The operator's command fails it without waiting for the hard time limit (a restarted
+    # worker of the same name does it by itself: see the next test).
+    output = manage(env, "recover_training_runs", "--older-than", "0").stdout
+    assert f"recorded 1 run(s) as failed: {run_id}" in output
+    status, _, error = run_state(stack, run_id)
+    assert status == "failed"
+    assert "the worker stopped before the run finished" in error
+    assert_nothing_registered_or_served(stack, "rf-worker-killed")
     with celery_worker(env, log=tmp_path / "worker-2.log"):
-        output = manage(env, "recover_training_runs", "--older-than", "0").stdout
-        assert f"recorded 1 run(s) as failed: {run_id}" in output
-        status, _, error = run_state(stack, run_id)
+        assert_next_run_succeeds_and_serves(stack, env, "knn-after-worker-kill")
+
+
+def test_a_worker_started_after_the_whole_worker_was_killed_fails_its_run_at_once(live_stack, tmp_path):
+    """No waiting for the time limit: a worker of the same name starting means the old one is gone."""
+    stack = live_stack
+    env = worker_env(stack)
+    node = "restarted@%h"
+    with celery_worker(env, log=tmp_path / "worker-1.log", node=node) as worker:
+        run_id = queue(env, *SLOW_FOREST, "--name", "rf-restarted")
+        wait_for_status(stack, run_id, {"running"}, timeout=60)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+
+    with celery_worker(env, log=tmp_path / "worker-2.log", node=node):
+        # Far less than the hard time limit (660 s): the sweep at start takes it.
+        status, _, error = wait_for_status(stack, run_id, {"failed", "succeeded"}, timeout=30)
         assert status == "failed"
         assert "the worker stopped before the run finished" in error
-        assert_nothing_registered_or_served(stack, "rf-worker-killed")
-        assert_next_run_succeeds_and_serves(stack, env, "knn-after-worker-kill")
+        assert_nothing_registered_or_served(stack, "rf-restarted")
+        # The model is free again: the next run for it is accepted and trains.
+        assert_next_run_succeeds_and_serves(stack, env, "rf-restarted")

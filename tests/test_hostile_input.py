@@ -232,7 +232,8 @@ def test_an_activation_reason_that_is_not_a_short_text_is_400_and_activates_noth
 
 @pytest.mark.parametrize(
     "params",
-    [{"n_neighbors": 10**100}, {"n_neighbors": 500}, {"metric": "precomputed"}],
+    # 300 neighbours: within the dataset's 333 rows, more than the 266 it trains on.
+    [{"n_neighbors": 300}, {"metric": "precomputed"}],
 )
 def test_params_that_only_fail_in_training_end_in_a_failed_run_with_the_reason(staff, params):
     response = staff.post("/api/v1/training-runs/", {"algorithm": "knn", "params": params}, format="json")
@@ -240,6 +241,38 @@ def test_params_that_only_fail_in_training_end_in_a_failed_run_with_the_reason(s
     run = TrainingRun.objects.get()
     assert run.status == TrainingRun.Status.FAILED and run.error
     assert "Traceback" not in run.error
+    assert ModelVersion.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "algorithm,params,field",
+    [
+        # Accepted before: a forest drawing 232 million rows per tree held a worker at over 1 GB.
+        ("randomforest", {"max_samples": 232164614}, "max_samples"),
+        ("randomforest", {"max_samples": 1000.0}, "max_samples"),
+        ("randomforest", {"min_samples_leaf": 10**6}, "min_samples_leaf"),
+        ("knn", {"n_neighbors": 10**100}, "n_neighbors"),
+        ("knn", {"n_neighbors": 500}, "n_neighbors"),
+    ],
+)
+def test_params_beyond_the_size_of_the_dataset_are_400_naming_the_parameter(staff, algorithm, params, field):
+    response = staff.post("/api/v1/training-runs/", {"algorithm": algorithm, "params": params}, format="json")
+    errors = assert_json_error(response, {400})["errors"]
+    assert field in errors, errors
+    assert "the dataset has 333 rows" in errors[field][0]
+    assert TrainingRun.objects.count() == 0
+    schema = staff.get("/api/schema/?format=json").json()["components"]["schemas"]["TrainingRunCreateRequest"]
+    published = next(v for v in schema["oneOf"] if v["title"] == algorithm)["properties"]["params"]["properties"]
+    assert "333" in json.dumps(published[field]), published[field]
+
+
+def test_a_run_that_outgrows_the_memory_ceiling_fails_saying_so(staff, settings):
+    settings.PENGUIN_WORKER_MAX_MEMORY_MB = 64  # below what this process already holds
+    response = staff.post("/api/v1/training-runs/", {"algorithm": "randomforest", "name": "rf-big"}, format="json")
+    assert response.status_code == 202, response.content
+    run = TrainingRun.objects.get(model_name="rf-big")
+    assert run.status == TrainingRun.Status.FAILED
+    assert "more memory than the worker's ceiling of 64 MB (PENGUIN_WORKER_MAX_MEMORY_MB" in run.error
     assert ModelVersion.objects.count() == 0
 
 

@@ -16,7 +16,7 @@ from django.test import RequestFactory
 
 from classifier.models import Prediction
 from core.api import throttling
-from core.api.throttling import AnonRateThrottle, FixedWindowRateThrottle, LocalCounts
+from core.api.throttling import AnonRateThrottle, FixedWindowRateThrottle, PendingCounts
 from penguinsite.wsgi import application
 from tests.support.data import ADELIE
 from tests.support.models import broker_url
@@ -145,27 +145,27 @@ def redis_limits(settings, monkeypatch):
     settings.PENGUIN_THROTTLE_BATCH = 10
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "1000/min"}}
     monkeypatch.setattr(FixedWindowRateThrottle, "timer", staticmethod(lambda: 1_800_000_030.0))
-    monkeypatch.setattr(throttling, "_local_counts", LocalCounts())
+    monkeypatch.setattr(throttling, "_pending_counts", PendingCounts())
 
 
-def admitted(calls: int, workers: list[LocalCounts], monkeypatch) -> int:
+def admitted(calls: int, workers: list[PendingCounts], monkeypatch) -> int:
     request = RequestFactory().post("/classify/knn", REMOTE_ADDR="10.1.2.3")
     request.user = None
     allowed = 0
     for call in range(calls):
-        monkeypatch.setattr(throttling, "_local_counts", workers[call % len(workers)])
+        monkeypatch.setattr(throttling, "_pending_counts", workers[call % len(workers)])
         allowed += AnonRateThrottle().allow_request(request, None)
     return allowed
 
 
 @pytest.mark.redis
 def test_one_worker_counting_in_batches_admits_exactly_the_limit(redis_limits, monkeypatch):
-    assert admitted(1100, [LocalCounts()], monkeypatch) == 1000
+    assert admitted(1100, [PendingCounts()], monkeypatch) == 1000
 
 
 @pytest.mark.redis
 def test_several_workers_counting_in_batches_stay_within_workers_times_batch(redis_limits, monkeypatch):
-    workers = [LocalCounts() for _ in range(4)]
+    workers = [PendingCounts() for _ in range(4)]
     allowed = admitted(1200, workers, monkeypatch)
     assert 1000 <= allowed <= 1000 + 4 * 10
 
@@ -173,4 +173,4 @@ def test_several_workers_counting_in_batches_stay_within_workers_times_batch(red
 @pytest.mark.redis
 def test_a_small_limit_is_counted_exactly_across_workers(redis_limits, settings, monkeypatch):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "150/min"}}
-    assert admitted(200, [LocalCounts() for _ in range(4)], monkeypatch) == 150
+    assert admitted(200, [PendingCounts() for _ in range(4)], monkeypatch) == 150

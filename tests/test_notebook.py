@@ -44,3 +44,27 @@ def test_notebook_trains_a_version_that_the_web_service_serves_at_once(live_serv
     assert run.version.number == knn_model.number + 1
     assert run.activated
     assert namespace["served_by"] == str(run.version.number)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_notebook_draws_the_versions_confusion_matrix_and_metrics(live_server, monkeypatch, knn_model):
+    import numpy as np
+
+    monkeypatch.setenv("PENGUIN_WEB_URL", live_server.url)
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+    namespace = run_notebook()
+
+    version = TrainingRun.objects.get(pk=namespace["run"].pk).version
+    shown = namespace["confusion"]
+    assert list(shown.index) == list(shown.columns) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert shown.to_numpy().tolist() == version.confusion_matrix["matrix"]
+    assert not shown.isna().any().any() and shown.to_numpy().sum() == version.n_test
+    matrix_axes, metrics_axes = namespace["figure"].axes
+    assert np.array_equal(matrix_axes.images[0].get_array(), np.array(version.confusion_matrix["matrix"]))
+    assert [label.get_text() for label in matrix_axes.get_xticklabels()] == ["Adelie", "Chinstrap", "Gentoo"]
+    bars = {
+        label.get_text(): bar.get_width() for label, bar in zip(metrics_axes.get_yticklabels(), metrics_axes.patches)
+    }
+    assert bars["test_accuracy"] == pytest.approx(version.metrics["test_accuracy"], abs=1e-4)

@@ -323,3 +323,27 @@ def test_python_warnings_become_json_log_lines(tmp_path):
     (line,) = [json.loads(line) for line in result.stderr.splitlines()]
     assert line["logger"] == "py.warnings"
     assert "old pickle format" in line["message"]
+
+
+def test_a_database_outage_logs_one_traceback_then_one_line_per_failure_with_a_count(client, knn_model, caplog):
+    """Not a 6 KB traceback per refused request: the first with its traceback, the rest counted."""
+    import re
+
+    from django.db import OperationalError, connection
+
+    def database_gone(execute, sql, params, many, context):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    client.post("/classify/knn", data=ADELIE, content_type="application/json")  # model loaded
+    with caplog.at_level(logging.ERROR), connection.execute_wrapper(database_gone):
+        for path in ["/classify/knn", "/api/v1/models/knn/predict"] * 3:
+            answer = client.post(path, data=ADELIE, content_type="application/json")
+            assert answer.status_code == 503 and answer.json()["code"] == "database_unavailable"
+    lines = [r for r in caplog.records if r.getMessage().startswith("database error")]
+    assert len(lines) == 6, [r.getMessage() for r in caplog.records]
+    counts = [int(m.group(1)) if (m := re.search(r"failure (\d+) in a row", r.getMessage())) else 1 for r in lines]
+    assert counts == list(range(counts[0], counts[0] + 6))  # one streak, counted
+    with_traceback = [r for r in lines if r.exc_info]
+    # The streak's first failure (and only it) carries the traceback.
+    assert len(with_traceback) == (1 if counts[0] == 1 else 0)
+    assert "OperationalError: server closed the connection unexpectedly" in lines[-1].getMessage()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,8 @@ def test_the_api_conforms_to_its_schema_under_every_schemathesis_check(live_stac
     stack = live_stack
     command = [
         str(BIN / "schemathesis"),
+        "--config-file",
+        str(Path(__file__).parent / "clients" / "schemathesis.toml"),
         "run",
         f"{stack.url}/api/schema/",
         "--checks",

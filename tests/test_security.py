@@ -32,7 +32,12 @@ pytestmark = pytest.mark.django_db
 OPEN, LOGIN, STAFF = "open", "login", "staff"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Open by design (classify is open and rate-limited): the only open writes.
-OPEN_WRITES = {("compat-classify", "POST"), ("api:model-predict", "POST")}
+OPEN_WRITES = {
+    ("compat-classify", "POST"),
+    ("api:model-predict", "POST"),
+    ("v2:infer", "POST"),
+    ("v2:version-infer", "POST"),
+}
 
 POLICY: dict[tuple[str, str], str] = {
     ("compat-models", "GET"): OPEN,
@@ -41,9 +46,14 @@ POLICY: dict[tuple[str, str], str] = {
     ("api:model-list", "GET"): OPEN,
     ("api:model-detail", "GET"): OPEN,
     ("api:model-predict", "POST"): OPEN,
+    ("api:model-monitoring", "GET"): LOGIN,
     ("api:model-version-list", "GET"): OPEN,
     ("api:model-version-detail", "GET"): OPEN,
     ("api:model-version-activate", "POST"): STAFF,
+    ("api:model-challenger", "GET"): OPEN,
+    ("api:model-challenger", "PUT"): STAFF,
+    ("api:model-challenger", "DELETE"): STAFF,
+    ("api:model-activations", "GET"): OPEN,
     ("api:prediction-list", "GET"): LOGIN,
     ("api:prediction-detail", "GET"): LOGIN,
     ("api:prediction-feedback", "POST"): STAFF,
@@ -56,6 +66,16 @@ POLICY: dict[tuple[str, str], str] = {
     ("healthz", "GET"): OPEN,
     ("readyz", "GET"): OPEN,
     ("metrics", "GET"): OPEN,  # Prometheus scrapes it; counts only, no inputs or secrets
+    # The Open Inference Protocol: open like classifying, for KServe/Triton clients.
+    ("v2:server-metadata", "GET"): OPEN,
+    ("v2:health-live", "GET"): OPEN,
+    ("v2:health-ready", "GET"): OPEN,
+    ("v2:model-metadata", "GET"): OPEN,
+    ("v2:model-ready", "GET"): OPEN,
+    ("v2:infer", "POST"): OPEN,
+    ("v2:version-metadata", "GET"): OPEN,
+    ("v2:version-ready", "GET"): OPEN,
+    ("v2:version-infer", "POST"): OPEN,
 }
 # Function views cannot be introspected for their methods: declared here, and checked below.
 FUNCTION_VIEW_METHODS = {"healthz": {"GET"}, "readyz": {"GET"}}
@@ -110,7 +130,7 @@ def world(knn_model, user, staff_user):
     for kind, who in (("user", user), ("staff", staff_user)):
         clients[kind] = APIClient()
         clients[kind].credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=who).key}")
-    kwargs = {"name": "knn", "model_name": "knn", "number": 1}
+    kwargs = {"name": "knn", "model_name": "knn", "number": 1, "version": 1}
     return {"clients": clients, "prediction": prediction_id, "run": run.pk, "kwargs": kwargs}
 
 

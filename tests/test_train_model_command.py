@@ -75,3 +75,42 @@ def test_train_model_help_lists_the_options(capsys):
     help_text = capsys.readouterr().out
     for option in ("--all", "--param", "--data", "--test-size", "--seed", "--no-activate", "--async"):
         assert option in help_text
+
+
+@pytest.mark.slow
+def test_train_model_on_a_terminal_prints_plain_lines(tmp_path):
+    """Run by hand (stdout and stderr a terminal): the table and plain log lines, no JSON records."""
+    import json
+    import os
+    import pty
+    import subprocess
+
+    from tests.support.processes import PYTHON, REPO
+    from tests.support.service import manage, service_env
+
+    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", DJANGO_LOG_LEVEL="INFO")
+    env.pop("PENGUIN_LOG_FORMAT", None)
+    manage(env, "migrate", "--noinput")
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [PYTHON, str(REPO / "manage.py"), "train_model", "knn"], env=env, cwd=REPO, stdout=terminal, stderr=terminal
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal closes when the command exits
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(main)
+    assert process.wait(timeout=300) == 0
+    lines = [line.strip() for line in output.decode(errors="replace").splitlines() if line.strip()]
+    assert any(line.startswith("model") and "test_accuracy" in line for line in lines)
+    assert any("INFO training" in line and "trained knn v1" in line for line in lines)
+    for line in lines:
+        if line.startswith("{"):
+            with pytest.raises(ValueError):
+                json.loads(line)

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
-from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from classifier.models import ModelVersion
 from core.datasets import dataset_load
@@ -23,7 +23,8 @@ def test_metrics_equal_scikit_learns_on_the_same_split(trained_results, algorith
     result = trained_results[algorithm]
     dataset = dataset_load(DATA)
     x, y = dataset.features(), dataset.target()
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=42)
+    train_rows, test_rows = result.holdout.train_index, result.holdout.test_index
+    x_train, x_test, y_train, y_test = x[train_rows], x[test_rows], y[train_rows], y[test_rows]
     predicted = result.pipeline.predict(x_test)
     assert result.n_train == len(y_train) and result.n_test == len(y_test)
     assert result.metrics["test_accuracy"] == pytest.approx(accuracy_score(y_test, predicted))
@@ -40,7 +41,7 @@ def test_cross_validation_is_measured_on_the_training_part(trained_results):
     result = trained_results["knn"]
     dataset = dataset_load(DATA)
     x, y = dataset.features(), dataset.target()
-    x_train, _, y_train, _ = train_test_split(x, y, test_size=0.2, stratify=y, random_state=42)
+    x_train, y_train = x[result.holdout.train_index], y[result.holdout.train_index]
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=42)
     scores = cross_val_score(CATALOGUE["knn"].build(), x_train, y_train, cv=folds)
     assert result.metrics["cv_accuracy_mean"] == pytest.approx(scores.mean())

@@ -20,7 +20,6 @@ from classifier.models import MLModel, ModelVersion
 from tests.support.models import register_result
 from training.models import TrainingRun
 from training.services import runs
-from training.services.promotion import promotion_decision
 from training.services.runs import TrainingConflict, TrainingQueueUnavailable, training_run_create
 from training.start import training_run_retrain, training_run_start
 from training.tasks import recover_lost_runs, train_model_task
@@ -233,70 +232,16 @@ def test_the_recovery_sweep_fails_only_runs_no_worker_can_still_be_running(setti
     assert command("recover_training_runs") == "no lost runs\n"
 
 
-# --- promotion policy -----------------------------------------------------------------------
-
-
-def _active_f1(model_name: str, value: float) -> ModelVersion:
-    version = MLModel.objects.get(name=model_name).active_version
-    version.metrics = {**version.metrics, "test_f1": value}
-    version.save(update_fields=["metrics"])
-    return version
-
-
-def test_promotion_policy_activates_a_version_that_is_not_worse_by_more_than_the_margin(settings):
-    settings.PENGUIN_PROMOTION_MARGIN = 0.02
-    run = training_run_start(algorithm="knn")
-    _active_f1("knn", run.version.metrics["test_f1"] + 0.015)  # the new one is 0.015 worse: inside
-    second = training_run_start(algorithm="knn")
-    assert second.activated and second.activation_note.startswith("activated: test F1")
-    assert MLModel.objects.get(name="knn").active_version == second.version
-
-
-def test_promotion_policy_keeps_a_worse_version_inactive_and_records_why(settings):
-    settings.PENGUIN_PROMOTION_MARGIN = 0.02
-    first = training_run_start(algorithm="knn")
-    _active_f1("knn", first.version.metrics["test_f1"] + 0.05)
-    second = training_run_start(algorithm="knn")
-    assert second.status == TrainingRun.Status.SUCCEEDED and not second.activated
-    assert "not activated" in second.activation_note and "by more than the margin 0.02" in second.activation_note
-    assert second.version.activation_note == second.activation_note
-    assert second.version.status == "inactive"
-    assert MLModel.objects.get(name="knn").active_version == first.version
-
-
-def test_force_activate_and_no_activate_override_the_policy():
-    first = training_run_start(algorithm="knn")
-    _active_f1("knn", 2.0)  # nothing can beat it by policy
-    command("train_model", "knn", "--force-activate")
-    forced = TrainingRun.objects.order_by("-id").first()
-    assert forced.activated and forced.activation_note == "activated: forced"
-    command("train_model", "knn", "--no-activate")
-    kept = TrainingRun.objects.order_by("-id").first()
-    assert not kept.activated and "--no-activate" in kept.activation_note
-    assert MLModel.objects.get(name="knn").active_version == forced.version != first.version
-
-
-def test_promotion_decision_compares_test_f1_with_the_margin(settings, knn_model):
-    settings.PENGUIN_PROMOTION_MARGIN = 0.1
-    old = knn_model.metrics["test_f1"]
-    assert promotion_decision(model_name="knn", metrics={"test_f1": old - 0.05}, mode="policy")[0] is True
-    activate, note = promotion_decision(model_name="knn", metrics={"test_f1": old - 0.2}, mode="policy")
-    assert activate is False and f"v{knn_model.number}" in note
-    assert promotion_decision(model_name="new", metrics={"test_f1": 0.1}, mode="policy") == (
-        True,
-        "activated: no serving version before it",
-    )
-
-
 # --- retraining -----------------------------------------------------------------------------
 
 
 def test_retraining_repeats_the_last_good_runs_settings():
-    first = training_run_start(algorithm="knn", params={"n_neighbors": 9}, seed=7, test_size=0.3)
+    first = training_run_start(algorithm="knn", params={"n_neighbors": 9}, seed=7, split_seed=5, test_size=0.3)
     again = training_run_retrain(model_name="knn", trigger=TrainingRun.Trigger.ADMIN)
-    assert (again.params, again.seed, again.test_size) == (first.params, 7, 0.3)
-    assert again.version.number == 2 and again.trigger == "admin"
-    assert first.version.artifact_path != again.version.artifact_path
+    assert (again.params, again.seed, again.split_seed, again.test_size) == (first.params, 7, 5, 0.3)
+    assert again.trigger == "admin" and again.status == TrainingRun.Status.SUCCEEDED
+    # The same settings on the same data train the same bytes: no second version.
+    assert again.version == first.version and again.activation_note.startswith("identical to v1")
 
 
 def test_retraining_a_model_the_catalogue_does_not_know_is_refused(trained_results):

@@ -14,13 +14,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from classifier.admin.common import ReadOnlyAdminMixin, version_link
+from classifier.admin.common import PageTitlesMixin, ReadOnlyAdminMixin, seconds, version_link
 from classifier.admin.models import MLModelAdmin
 from classifier.admin.versions import ModelVersionAdmin
 from classifier.models import MLModel, ModelVersion
+from core.api.permissions import TRAIN
 
 from .catalogue import CATALOGUE, ParamError
 from .forms import TrainModelForm
@@ -41,6 +43,10 @@ STATUS_COLOURS = {
 
 def run_started_message(run: TrainingRun) -> tuple[int, str]:
     """What the admin tells a user who just started ``run``: (message level, text)."""
+    if run.status == TrainingRun.Status.SUCCEEDED and run.identical:
+        return messages.INFO, (
+            f"Trained {run.model_name} again in {run.duration_seconds:.1f}s (run {run.pk}): {run.activation_note}."
+        )
     if run.status == TrainingRun.Status.SUCCEEDED:
         return messages.SUCCESS, (
             f"Trained {run.model_name} v{run.version.number} in {run.duration_seconds:.1f}s (run {run.pk}, in this "
@@ -55,15 +61,14 @@ def run_started_message(run: TrainingRun) -> tuple[int, str]:
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class TrainingRunAdmin(PageTitlesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Short columns, so that duration, version, activated and error fit 1440 px unclipped.
     list_display = (
         "id",
         "model_name",
-        "algorithm",
         "status_badge",
         "trigger",
-        "triggered_by",
-        "queued_at",
+        "queued",
         "duration",
         "version_display",
         "activated",
@@ -89,7 +94,7 @@ class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         if training_runs_active_exist():
             extra_context["refresh_seconds"] = REFRESH_SECONDS
-        extra_context["can_train"] = request.user.has_perm("training.add_trainingrun")
+        extra_context["can_train"] = request.user.has_perm(TRAIN)
         return super().changelist_view(request, extra_context=extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -107,7 +112,14 @@ class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="duration", ordering="duration_seconds")
     def duration(self, run: TrainingRun) -> str:
-        return "-" if run.duration_seconds is None else f"{run.duration_seconds:.1f}s"
+        return seconds(run.duration_seconds)
+
+    @admin.display(description="queued", ordering="queued_at")
+    def queued(self, run: TrainingRun) -> str:
+        if run.queued_at is None:
+            return "-"
+        when = timezone.localtime(run.queued_at)
+        return format_html('<span title="{}">{}</span>', when.isoformat(" ", "seconds"), when.strftime("%m-%d %H:%M"))
 
     @admin.display(description="version")
     def version_display(self, run: TrainingRun) -> str:
@@ -115,7 +127,11 @@ class TrainingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="error")
     def short_error(self, run: TrainingRun) -> str:
-        return run.error if len(run.error) <= 80 else run.error[:79] + "…"
+        """The first 60 characters, the whole error as the tooltip (and on the run's page)."""
+        if not run.error:
+            return "-"
+        short = run.error if len(run.error) <= 60 else run.error[:59] + "…"
+        return format_html('<span title="{}">{}</span>', run.error, short)
 
 
 def _start_message(request: HttpRequest, run: TrainingRun) -> None:
@@ -136,7 +152,7 @@ class TrainableModelAdmin(MLModelAdmin):
     change_list_template = "admin/training/mlmodel/change_list.html"
 
     def has_train_permission(self, request) -> bool:
-        return request.user.has_perm("training.add_trainingrun")
+        return request.user.has_perm(TRAIN)
 
     def get_urls(self):
         urls = [

@@ -10,14 +10,16 @@ from django import forms
 from classifier.models import model_name_validator
 
 from .catalogue import CATALOGUE, ParamError, parse_param_pairs
+from .holdout import DEFAULT_SPLIT_SEED
 from .models import ActivationMode
 from .services.runs import MAX_SEED, training_request_validate
 
 # How the form explains each activation mode.
 ACTIVATION_LABELS = {
-    ActivationMode.POLICY: "by the promotion policy (unless test F1 drops by more than the margin)",
+    ActivationMode.NOT_WORSE: "not worse: replace the champion unless significantly worse on the same rows",
+    ActivationMode.BETTER: "better: replace the champion only if significantly better on the same rows",
+    ActivationMode.FORCE: "force: serve the new version whatever the evidence",
     ActivationMode.NEVER: "never: keep the current version serving",
-    ActivationMode.FORCE: "always: serve the new version whatever its metrics",
 }
 
 
@@ -57,10 +59,19 @@ class TrainModelForm(forms.Form):
     test_size = forms.FloatField(
         initial=0.2, min_value=0.05, max_value=0.5, help_text="Held-out share for the test metrics."
     )
-    seed = forms.IntegerField(initial=42, min_value=0, max_value=MAX_SEED, help_text="Split and estimator seed.")
+    seed = forms.IntegerField(
+        initial=42, min_value=0, max_value=MAX_SEED, help_text="The estimator's seed; it does not move the test rows."
+    )
+    split_seed = forms.IntegerField(
+        required=False,
+        initial=DEFAULT_SPLIT_SEED,
+        min_value=0,
+        max_value=MAX_SEED,
+        help_text="Decides, with the data, which rows are held out; keep it to compare with the champion on its rows.",
+    )
     activation = forms.ChoiceField(
         choices=[(mode.value, ACTIVATION_LABELS[mode]) for mode in ActivationMode],
-        initial=ActivationMode.POLICY,
+        initial=ActivationMode.NOT_WORSE,
         label="Activate",
     )
 
@@ -97,5 +108,6 @@ class TrainModelForm(forms.Form):
             "model_name": data["model_name"],
             "test_size": data["test_size"],
             "seed": data["seed"],
+            "split_seed": DEFAULT_SPLIT_SEED if data.get("split_seed") is None else data["split_seed"],
             "activation": data["activation"],
         }

@@ -8,11 +8,12 @@ from django.db.models import Q
 
 
 class ActivationMode(models.TextChoices):
-    """Whether a run's new version becomes active: by the promotion policy, never, or always."""
+    """Whether a newly trained version replaces the active one (the champion)."""
 
-    POLICY = "policy", "by policy"
-    NEVER = "never", "never"
+    NOT_WORSE = "not_worse", "unless significantly worse"
+    BETTER = "better", "only if significantly better"
     FORCE = "force", "always"
+    NEVER = "never", "never"
 
 
 class TrainingRun(models.Model):
@@ -27,6 +28,7 @@ class TrainingRun(models.Model):
         API = "api"
         COMMAND = "command"
         NOTEBOOK = "notebook"
+        DRIFT = "drift"  # dataset drift in two consecutive monitoring checks
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 
@@ -36,12 +38,15 @@ class TrainingRun(models.Model):
     data_path = models.CharField(max_length=500)
     data_sha256 = models.CharField(max_length=64, blank=True)
     test_size = models.FloatField(default=0.2)
-    seed = models.IntegerField(default=42)
+    seed = models.IntegerField(default=42, help_text="The estimator's random seed; it does not move the split.")
+    split_seed = models.IntegerField(
+        default=42, help_text="Decides, with the data, which rows are held out for testing."
+    )
     activation = models.CharField(
         max_length=16,
-        default=ActivationMode.POLICY,
+        default=ActivationMode.NOT_WORSE,
         choices=ActivationMode.choices,
-        help_text="Whether the new version becomes active: by the promotion policy, never, or always.",
+        help_text="Whether the new version replaces the champion, judged on the rows both were tested on.",
     )
 
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
@@ -49,6 +54,9 @@ class TrainingRun(models.Model):
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     task_id = models.CharField(max_length=64, blank=True)
+    # The Celery node (celery@host) training the run: when a worker of that name starts, the
+    # previous one is gone, and so is whatever it was training.
+    worker = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -58,11 +66,16 @@ class TrainingRun(models.Model):
     version = models.ForeignKey(
         "classifier.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
     )
+    identical = models.BooleanField(
+        default=False, help_text="The trained artifact matched an existing version byte for byte; none was registered."
+    )
     activated = models.BooleanField(default=False)
     activation_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-id"]
+        # Training (and retraining) is its own right: the API, the admin and the ML engineers group use it.
+        permissions = [("train", "Can train and retrain models")]
         constraints = [
             # One run per model at a time: a second queued/running run cannot exist.
             models.UniqueConstraint(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from sklearn.utils._param_validation import Hidden, Interval, Options, RealNotInt, StrOptions
@@ -20,6 +21,11 @@ from sklearn.utils._param_validation import Hidden, Interval, Options, RealNotIn
 from .catalogue import CATALOGUE, ParamError
 
 _NULL = object()  # marks "null is accepted" among a parameter's options
+
+# Parameters that count training rows. Above the dataset's rows they cannot make sense, and
+# some cost without bound (a forest's max_samples draws that many rows for every tree): the
+# schema caps them at the configured dataset's rows, and a share of the rows at 1.0.
+ROW_COUNTS = frozenset({"max_samples", "min_samples_leaf", "min_samples_split", "n_neighbors"})
 
 
 def _interval(interval: Interval) -> dict[str, Any]:
@@ -65,9 +71,22 @@ def _options(constraint: Any) -> list[Any]:
     return []  # callables, arrays, dicts, estimators: not settable through the API
 
 
+def _within_rows(schema: dict[str, Any], rows: int) -> dict[str, Any]:
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_within_rows(option, rows) for option in schema["anyOf"]]}
+    if schema.get("type") == "integer":
+        return {**schema, "maximum": min(schema.get("maximum", rows), rows), "exclusiveMaximum": False}
+    if schema.get("type") == "number" and "not" in schema and "maximum" not in schema:
+        return {**schema, "maximum": 1.0}
+    return schema
+
+
 @cache
-def param_schemas(algorithm: str) -> dict[str, dict[str, Any]]:
-    """Parameter name → JSON schema (OpenAPI 3.0 flavour) of the values a request may give."""
+def param_schemas(algorithm: str, rows: int | None = None) -> dict[str, dict[str, Any]]:
+    """Parameter name → JSON schema (OpenAPI 3.0 flavour) of the values a request may give.
+
+    ``rows``: the training dataset's rows, which bound the parameters that count rows.
+    """
     constraints = CATALOGUE[algorithm].estimator_class._parameter_constraints
     schemas: dict[str, dict[str, Any]] = {}
     for name, options in sorted(constraints.items()):
@@ -78,6 +97,8 @@ def param_schemas(algorithm: str) -> dict[str, dict[str, Any]]:
         if _NULL in found:
             values = [_nullable(schema) for schema in values]
         schemas[name] = values[0] if len(values) == 1 else {"anyOf": values}
+        if rows is not None and name in ROW_COUNTS:
+            schemas[name] = _within_rows(schemas[name], rows)
     return schemas
 
 
@@ -138,13 +159,13 @@ def _describe(schema: dict[str, Any]) -> str:
     return kind + (f" {' and '.join(bounds)}" if bounds else "")
 
 
-def params_check(*, algorithm: str, params: dict[str, Any]) -> None:
+def params_check(*, algorithm: str, params: dict[str, Any], rows: int | None = None) -> None:
     """Refuse a value the published schema does not allow; raises ParamError naming the parameter.
 
-    Names the estimator does not have are left to ``Algorithm.build``, which lists the
-    ones it has.
+    ``rows`` (the dataset's) bounds the parameters that count rows. Names the estimator
+    does not have are left to ``Algorithm.build``, which lists the ones it has.
     """
-    schemas = param_schemas(algorithm)
+    schemas = param_schemas(algorithm, rows)
     accepted = CATALOGUE[algorithm].estimator_class().get_params()
     for name, value in params.items():
         if name not in accepted:
@@ -153,7 +174,22 @@ def params_check(*, algorithm: str, params: dict[str, Any]) -> None:
         if schema is None:
             raise ParamError(name, f"{algorithm} parameter {name!r} cannot be set through a training request.")
         if not _matches(schema, value):
-            raise ParamError(name, f"{algorithm} parameter {name!r} must be {_describe(schema)}; got {value!r:.60}.")
+            why = f" (the dataset has {rows} rows)" if rows is not None and name in ROW_COUNTS else ""
+            raise ParamError(
+                name, f"{algorithm} parameter {name!r} must be {_describe(schema)}{why}; got {value!r:.60}."
+            )
+
+
+def dataset_rows(path: str | Path | None = None) -> int | None:
+    """Rows the training dataset (by default the configured one) holds; None if it cannot be read."""
+    from django.conf import settings
+
+    from core.datasets import DatasetError, dataset_load
+
+    try:
+        return dataset_load(path or settings.PENGUIN_DATA_PATH).rows_used
+    except (DatasetError, OSError):
+        return None
 
 
 def document_training_params(result, generator, request, public):
@@ -166,6 +202,7 @@ def document_training_params(result, generator, request, public):
     base = components.get("TrainingRunCreateRequest")
     if base is None:
         return result
+    rows = dataset_rows()
     variants = []
     for algorithm in CATALOGUE:
         properties = {
@@ -173,7 +210,7 @@ def document_training_params(result, generator, request, public):
             "algorithm": {"type": "string", "enum": [algorithm]},
             "params": {
                 "type": "object",
-                "properties": param_schemas(algorithm),
+                "properties": param_schemas(algorithm, rows),
                 "additionalProperties": False,
                 "description": f"{algorithm} estimator parameters (scikit-learn names).",
             },

@@ -19,6 +19,7 @@ from django.db import transaction
 from classifier.models import MLModel
 
 from .catalogue import CATALOGUE, ParamError
+from .holdout import DEFAULT_SPLIT_SEED
 from .models import ActivationMode, TrainingRun
 from .services.runs import TrainingQueueUnavailable, finish, training_run_create, training_run_execute
 from .tasks import train_model_task
@@ -34,7 +35,8 @@ def training_run_start(
     data_path: str | None = None,
     test_size: float = 0.2,
     seed: int = 42,
-    activation: str = ActivationMode.POLICY,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    activation: str = ActivationMode.NOT_WORSE,
     trigger: str = TrainingRun.Trigger.COMMAND,
     user: AbstractBaseUser | None = None,
     in_process: bool | None = None,
@@ -57,6 +59,7 @@ def training_run_start(
         "data_path": data_path,
         "test_size": test_size,
         "seed": seed,
+        "split_seed": split_seed,
         "activation": activation,
         "trigger": trigger,
         "user": user,
@@ -107,6 +110,7 @@ def training_run_retrain(
         data_path=data_path,
         test_size=last.test_size if last else 0.2,
         seed=last.seed if last else 42,
+        split_seed=last.split_seed if last else DEFAULT_SPLIT_SEED,
         trigger=trigger,
         user=user,
     )

@@ -41,7 +41,7 @@ class TrainingTask(DjangoTask):
 def train_model_task(self, run_id: int) -> str:
     """Train the run's model; a redelivered task for a finished run does nothing."""
     try:
-        run = training_run_execute(run_id=run_id, task_id=self.request.id or "")
+        run = training_run_execute(run_id=run_id, task_id=self.request.id or "", worker=self.request.hostname or "")
     except TrainingRun.DoesNotExist:
         # A message outliving its row (database restored, run deleted): nothing to train.
         logger.warning("training run %s does not exist; task %s dropped", run_id, self.request.id)
@@ -50,10 +50,17 @@ def train_model_task(self, run_id: int) -> str:
 
 
 @worker_ready.connect
-def recover_lost_runs(**kwargs) -> None:
-    """The recovery sweep, once per worker start: no beat schedule needed."""
+def recover_lost_runs(sender=None, **kwargs) -> None:
+    """The recovery sweep, once per worker start: no beat schedule needed.
+
+    Runs older than this worker's hard time limit are lost, and so is every run still
+    ``running`` under this worker's own node name: a worker of that name is only starting
+    now, so the one that was training them is gone (killed, out of memory, restarted).
+    """
+    hostname = getattr(sender, "hostname", "") or ""
+    time_limit = getattr(getattr(sender, "app", None), "conf", {}).get("task_time_limit")
     try:
-        failed = training_run_fail_stale()
+        failed = training_run_fail_stale(restarted_worker=hostname, time_limit=time_limit)
     except Exception:
         logger.exception("the training-run recovery sweep failed; run `manage.py recover_training_runs`")
         return

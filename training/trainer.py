@@ -1,4 +1,7 @@
-"""The trainer: a stratified split, a fitted pipeline and its metrics. No database here.
+"""The trainer: a fair stratified split, a fitted pipeline and its metrics. No database here.
+
+The split is decided by the data and ``split_seed`` (``training.holdout``); ``seed`` is
+the estimator's randomness only, so retraining with another seed keeps the same test rows.
 
 ``train`` is pure computation; ``training.services`` turns its result into a registered
 version, so the admin, the API, the command and the notebook all share one path.
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,13 +23,15 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
 )
-from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 
+from classifier.monitoring.reference import profile_build
 from core.datasets import Dataset
 from core.encoding import FIELDS, SPECIES, SPECIES_IDS
 
 from .catalogue import ParamError, algorithm_get
+from .holdout import DEFAULT_SPLIT_SEED, Holdout, holdout_split
 
 CV_FOLDS = 5
 
@@ -47,8 +52,11 @@ class TrainingResult:
     n_test: int
     seed: int
     test_size: float
+    split_seed: int
+    holdout: Holdout
     dataset: dict[str, Any]
     seconds: float
+    reference: dict[str, Any] = field(default_factory=dict)  # the training rows, for monitoring
 
 
 def _jsonable(value: Any) -> Any:
@@ -70,8 +78,13 @@ def train(
     params: dict[str, Any] | None = None,
     test_size: float = 0.2,
     seed: int = 42,
+    split_seed: int = DEFAULT_SPLIT_SEED,
 ) -> TrainingResult:
-    """Fit ``algorithm`` on a stratified split of ``dataset`` and measure it."""
+    """Fit ``algorithm`` on the fair holdout split of ``dataset`` and measure it.
+
+    ``seed`` seeds the estimator; ``split_seed`` (with the rows themselves) decides the
+    test rows and the cross-validation folds.
+    """
     if not 0.05 <= test_size <= 0.5:
         raise ParamError("test_size", f"test_size must be between 0.05 and 0.5; got {test_size}.")
     started = time.perf_counter()
@@ -79,10 +92,10 @@ def train(
     pipeline = spec.build(params, seed=seed)
 
     features, target = dataset.features(), dataset.target()
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, target, test_size=test_size, stratify=target, random_state=seed
-    )
-    folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
+    holdout = holdout_split(features=features, target=target, test_size=test_size, split_seed=split_seed)
+    x_train, x_test = features[holdout.train_index], features[holdout.test_index]
+    y_train, y_test = target[holdout.train_index], target[holdout.test_index]
+    folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=split_seed)
     with warnings.catch_warnings():
         # SVC(probability=True) is deprecated from scikit-learn 1.9 (removed in 1.11); the
         # pinned version still supports it and the earlier service's svm used it.
@@ -129,6 +142,9 @@ def train(
         n_test=len(y_test),
         seed=seed,
         test_size=test_size,
+        split_seed=split_seed,
+        holdout=holdout,
         dataset=dataset.describe(),
         seconds=time.perf_counter() - started,
+        reference=profile_build(x_train, y_train, fields=FIELDS),
     )

@@ -91,3 +91,37 @@ class VersionColumnsMixin:
     @admin.display(description="test F1")
     def test_f1(self, version: ModelVersion) -> str:
         return metric(version.metrics, "test_f1")
+
+
+class PageTitlesMixin:
+    """Headings that say what the page is: "Models", "Model version knn v3", not "Select model to change"."""
+
+    def changelist_view(self, request, extra_context=None):
+        title = str(self.model._meta.verbose_name_plural).capitalize()
+        return super().changelist_view(request, extra_context={"title": title, **(extra_context or {})})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if obj is not None:
+            kind, name = str(self.model._meta.verbose_name), str(obj)
+            # "Model version knn v3"; "Prediction 12", not "Prediction prediction 12".
+            title = name if name.lower().startswith(kind.lower()) else f"{kind} {name}"
+            extra.setdefault("title", title[:1].upper() + title[1:])
+            extra.setdefault("subtitle", None)
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+
+def seconds(value: float | None) -> str:
+    """A duration in seconds to 2 decimals: "0.41 s"."""
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def file_size(value: int | None) -> str:
+    """Bytes as a person reads them: "37.4 kB", "1.2 MB"."""
+    if value is None:
+        return "-"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value} B"

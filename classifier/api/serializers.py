@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from classifier.models import MLModel, ModelActivation, ModelVersion, Prediction
 from classifier.selectors import version_live_accuracy
-from core.api.serializers import StrictCharField
+from core.api.serializers import StrictCharField, StrictIntegerField
 from core.encoding import ISLANDS, RULES, SEXES, SPECIES, SPECIES_BY_NAME, SPECIES_NAMES
 
 
@@ -207,7 +208,7 @@ class VersionSerializer(serializers.ModelSerializer):
             "model", "number", "status", "source", "algorithm", "estimator", "params", "metrics",
             "sha256", "size_bytes", "artifact_path", "runtime", "runtime_reason", "classes", "feature_names",
             "library_versions", "dataset", "n_train", "n_test", "training_seconds", "broken_reason",
-            "triggered_by", "created_by", "activation_note", "created_at", "live_accuracy",
+            "triggered_by", "created_by", "activation_note", "evaluation", "created_at", "live_accuracy",
         ]  # fmt: skip
 
     @extend_schema_field(LiveAccuracySerializer)
@@ -229,7 +230,9 @@ class ActivationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelActivation
-        fields = ["model", "version", "previous_version", "activated_by", "actor", "reason", "activated_at"]
+        fields = [
+            "model", "version", "previous_version", "activated_by", "actor", "reason", "evidence", "activated_at"
+        ]  # fmt: skip
 
 
 class VersionDetailSerializer(VersionSerializer):
@@ -246,8 +249,46 @@ class VersionDetailSerializer(VersionSerializer):
 
 class ActivateRequestSerializer(serializers.Serializer):
     reason = StrictCharField(
-        required=False, allow_blank=True, max_length=500, help_text="Why (kept in the audit trail)."
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        # Text cannot hold NUL (PostgreSQL refuses it): refused, and the published pattern says so.
+        validators=[RegexValidator(r"^[^\x00]*$", "The reason must not contain the NUL character (\\u0000).")],
+        help_text="Why (kept in the audit trail).",
     )
+
+
+class ChallengerRequestSerializer(serializers.Serializer):
+    version = StrictIntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="The version to shadow the champion with (not the active one)."
+    )
+
+
+class ChallengerSerializer(serializers.Serializer):
+    """The challenger's record in shadow against the champion since it was set."""
+
+    model = serializers.CharField()
+    champion_version = serializers.IntegerField(allow_null=True)
+    challenger_version = serializers.IntegerField(allow_null=True, help_text="null: no challenger is set.")
+    since = serializers.DateTimeField(allow_null=True, required=False)
+    shadow_predictions = serializers.IntegerField(required=False, help_text="Predictions it also answered.")
+    agreement = serializers.FloatField(allow_null=True, required=False, help_text="Share answered alike.")
+    labelled = serializers.IntegerField(required=False, help_text="Shadowed predictions with feedback.")
+    champion_correct = serializers.IntegerField(required=False)
+    challenger_correct = serializers.IntegerField(required=False)
+    champion_only = serializers.IntegerField(required=False, help_text="Labelled rows only the champion got right.")
+    challenger_only = serializers.IntegerField(required=False, help_text="Labelled rows only the challenger got right.")
+    test = serializers.CharField(required=False, help_text="mcnemar-exact: two-sided binomial test on those rows.")
+    p_value = serializers.FloatField(required=False)
+    recommendation = serializers.ChoiceField(
+        choices=["keep champion", "promote challenger", "not enough labels"], required=False
+    )
+
+
+class ServingAtSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    at = serializers.DateTimeField()
+    version = serializers.IntegerField(allow_null=True, help_text="null: nothing was active yet.")
 
 
 class SyncReportSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from core.errors import DomainError
 from core.hashing import sha256_bytes
@@ -21,6 +22,7 @@ from core.hashing import sha256_bytes
 from .. import artifacts, onnx_runtime
 from ..estimators import Inspection, inspect_estimator
 from ..models import MLModel, ModelActivation, ModelVersion, RegistryState
+from ..selectors import challenger_stats
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,13 @@ class NoProbabilities(RegistryError):
     code = "no_probabilities"
 
 
+class ChallengerInvalid(RegistryError):
+    """The version cannot shadow its model (it is the champion, or it cannot serve)."""
+
+    status_code = 400
+    code = "invalid"
+
+
 def lock_registry() -> RegistryState:
     """Lock the registry row (inside a transaction) and bump its generation."""
     RegistryState.objects.get_or_create(id=1)
@@ -59,18 +68,30 @@ def next_number(model: MLModel) -> int:
 
 
 def set_active(
-    model: MLModel, version: ModelVersion | None, *, user: AbstractBaseUser | None, actor: str, reason: str
-) -> None:
+    model: MLModel,
+    version: ModelVersion | None,
+    *,
+    user: AbstractBaseUser | None,
+    actor: str,
+    reason: str,
+    evidence: dict | None = None,
+) -> ModelActivation:
+    """Point the model at ``version`` and write the ledger row (the caller holds the registry lock)."""
     previous = model.active_version_id
     model.active_version = version
-    model.save(update_fields=["active_version", "updated_at"])
-    ModelActivation.objects.create(
+    fields = ["active_version", "updated_at"]
+    if version is not None and model.challenger_version_id == version.pk:
+        model.challenger_version, model.challenger_since = None, None  # a champion does not shadow itself
+        fields += ["challenger_version", "challenger_since"]
+    model.save(update_fields=fields)
+    return ModelActivation.objects.create(
         model=model,
         version=version,
         previous_version_id=previous,
         activated_by=user if user is not None and user.is_authenticated else None,
         actor=actor,
         reason=reason,
+        evidence=evidence or {},
     )
 
 
@@ -93,6 +114,9 @@ class NewVersion:
     library_versions: dict[str, str]
     estimator: str
     extra_files: dict[str, bytes] = field(default_factory=dict)  # file name → bytes, beside the model
+    holdout: dict[str, Any] = field(default_factory=dict)  # which rows it trained and was tested on
+    evaluation: dict[str, Any] = field(default_factory=dict)  # paired comparison with the champion
+    reference: dict[str, Any] = field(default_factory=dict)  # training rows' profile, for monitoring
 
 
 def fast_path_export(estimator: Any, inspection: Inspection | None = None) -> onnx_runtime.Export:
@@ -171,9 +195,13 @@ def model_version_register(
             feature_names=info.feature_names,
             library_versions=info.library_versions,
             dataset=info.dataset,
+            holdout=info.holdout,
+            evaluation=info.evaluation,
             n_train=info.n_train,
             n_test=info.n_test,
             training_seconds=info.training_seconds,
+            reference=info.reference,
+            reference_note="" if info.reference else "The trainer kept no reference profile.",
             triggered_by=triggered_by,
             created_by=user if user is not None and user.is_authenticated else None,
             activation_note=activation_note,
@@ -182,25 +210,105 @@ def model_version_register(
         if not model.algorithm:
             model.algorithm = info.algorithm
         if activate:
-            set_active(model, version, user=user, actor=triggered_by, reason=activation_note or "trained")
+            set_active(
+                model,
+                version,
+                user=user,
+                actor=triggered_by,
+                reason=activation_note or "trained",
+                evidence=info.evaluation,
+            )
         else:
             model.save(update_fields=["algorithm", "updated_at"])
     return version
 
 
+@dataclass(frozen=True)
+class ActivationOutcome:
+    version: ModelVersion
+    changed: bool  # False: it was already active, nothing was recorded
+    activation: ModelActivation | None
+
+
 def model_version_activate(
-    *, version: ModelVersion, user: AbstractBaseUser | None = None, actor: str = "", reason: str = ""
-) -> ModelVersion:
-    """Make ``version`` the one its model serves (promotion or rollback)."""
+    *,
+    version: ModelVersion,
+    user: AbstractBaseUser | None = None,
+    actor: str = "",
+    reason: str = "",
+    evidence: dict | None = None,
+) -> ActivationOutcome:
+    """Make ``version`` the one its model serves (promotion or rollback), recorded in the ledger.
+
+    Activating the version already active changes nothing and records nothing. Promoting the
+    model's challenger ends its shadow run and records its statistics as the evidence.
+    """
     with transaction.atomic():
-        lock_registry()
+        lock_registry()  # first, as every registry write does: one lock order, no deadlock
         version = ModelVersion.objects.select_related("model").get(pk=version.pk)
         if version.broken_reason:
             raise ModelBroken(f"{version} cannot be activated: {version.broken_reason}.")
-        model = MLModel.objects.select_for_update().get(pk=version.model_id)
-        set_active(model, version, user=user, actor=actor, reason=reason or "activated")
+        model = (
+            MLModel.objects.select_for_update(of=("self",))
+            .select_related("active_version", "challenger_version")
+            .get(pk=version.model_id)
+        )
         version.model = model
-    return version
+        if model.active_version_id == version.pk:
+            return ActivationOutcome(version=version, changed=False, activation=None)
+        if model.challenger_version_id == version.pk:
+            stats = challenger_stats(model=model)
+            evidence = evidence or _jsonable_stats(stats)
+            reason = reason or (
+                f"challenger v{version.number} promoted after {stats['shadow_predictions']} shadow predictions "
+                f"({stats['labelled']} labelled; recommendation: {stats['recommendation']})"
+            )
+        activation = set_active(
+            model, version, user=user, actor=actor, reason=reason or "activated", evidence=evidence or {}
+        )
+    return ActivationOutcome(version=version, changed=True, activation=activation)
+
+
+def _jsonable_stats(stats: dict) -> dict:
+    since = stats.get("since")
+    return {**stats, "since": since.isoformat() if since else None}
+
+
+def model_challenger_set(*, version: ModelVersion, user: AbstractBaseUser | None = None) -> MLModel:
+    """Shadow every prediction of the version's model with ``version`` from now on.
+
+    Raises ChallengerInvalid when the version is the active one or cannot serve.
+    """
+    with transaction.atomic():
+        lock_registry()
+        version = ModelVersion.objects.select_related("model").get(pk=version.pk)
+        model = MLModel.objects.select_for_update().get(pk=version.model_id)
+        if version.broken_reason:
+            raise ChallengerInvalid(f"{version} cannot be a challenger: {version.broken_reason}.")
+        if model.active_version_id == version.pk:
+            raise ChallengerInvalid(
+                f"{version} is the active version (the champion); choose another version as its challenger."
+            )
+        if model.challenger_version_id != version.pk:
+            model.challenger_version = version
+            model.challenger_since = timezone.now()
+            model.save(update_fields=["challenger_version", "challenger_since", "updated_at"])
+    logger.info("%s: challenger set to v%s by %s", model.name, version.number, user or "system")
+    return model
+
+
+def model_challenger_clear(*, model: MLModel, user: AbstractBaseUser | None = None) -> bool:
+    """Stop shadowing the model's predictions; returns whether a challenger was set."""
+    with transaction.atomic():
+        lock_registry()
+        model = MLModel.objects.select_for_update().get(pk=model.pk)
+        if model.challenger_version_id is None:
+            return False
+        model.challenger_version = None
+        model.challenger_since = None
+        model.save(update_fields=["challenger_version", "challenger_since", "updated_at"])
+    logger.info("%s: challenger cleared by %s", model.name, user or "system")
+    return True
 
 
 def model_version_mark_broken(*, version_id: int, reason: str) -> None:
@@ -211,6 +319,26 @@ def model_version_mark_broken(*, version_id: int, reason: str) -> None:
             lock_registry()
     if updated:
         logger.warning("model version %s marked broken: %s", version_id, reason)
+
+
+def model_version_restore(*, version_id: int, reason: str) -> bool:
+    """Clear a version's broken mark set for ``reason``, its files matching their hashes again.
+
+    The next load of a version broken by a damaged or missing file re-verifies it (as a
+    registry sync would); a file restored byte for byte serves again without anyone running
+    a sync. Recorded in the log; every serving process sees it at its next registry check.
+    """
+    with transaction.atomic():
+        updated = ModelVersion.objects.filter(pk=version_id, broken_reason=reason).update(broken_reason="")
+        if updated:
+            lock_registry()
+    if updated:
+        logger.warning(
+            "model version %s restored: its files match their registry hashes again (it was broken: %s)",
+            version_id,
+            reason,
+        )
+    return bool(updated)
 
 
 def model_version_convert(*, version: ModelVersion) -> ModelVersion:

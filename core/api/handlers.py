@@ -6,13 +6,20 @@ import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, UnreadablePostError
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.encoding import InputError
-from core.errors import DATABASE_UNAVAILABLE, STORAGE_UNAVAILABLE, DomainError
+from core.errors import (
+    BODY_INCOMPLETE,
+    DATABASE_FAILURES,
+    DATABASE_UNAVAILABLE,
+    STORAGE_FAILURES,
+    STORAGE_UNAVAILABLE,
+    DomainError,
+)
 
 from .exceptions import PayloadTooLarge, body_limit_message, error_body
 
@@ -31,16 +38,20 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         logger.warning("data error while serving %s: %s", context.get("request") and context["request"].path, exc)
         return Response(error_body("A value in the request cannot be stored; check its range.", "invalid"), status=400)
     if isinstance(exc, DatabaseError):
-        logger.exception("database error while serving %s", context.get("request") and context["request"].path)
+        DATABASE_FAILURES.failed(exc, _path(context))
         return Response(
             error_body(DATABASE_UNAVAILABLE, "database_unavailable"),
             status=503,
             headers={"Retry-After": "5"},
         )
+    if isinstance(exc, UnreadablePostError):
+        # The client stalled or went away mid-body: its fault, not the storage's.
+        logger.warning("request body of %s not received: %s", _path(context), exc)
+        return Response(error_body(BODY_INCOMPLETE, "body_incomplete"), status=400)
     if isinstance(exc, OSError):
         # The artifacts folder is unreadable (unmounted, not a folder, I/O error): a fault of
         # the server's storage, not of the request. The path stays in the log, out of the body.
-        logger.exception("storage error while serving %s", context.get("request") and context["request"].path)
+        STORAGE_FAILURES.failed(exc, _path(context))
         return Response(
             error_body(STORAGE_UNAVAILABLE, "storage_unavailable"), status=503, headers={"Retry-After": "5"}
         )
@@ -62,6 +73,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         codes = exc.get_codes()
         response.data = error_body(str(detail), codes if isinstance(codes, str) else exc.default_code)
     return response
+
+
+def _path(context: dict) -> str:
+    request = context.get("request")
+    return request.path if request is not None else "?"
 
 
 def _json(status_code: int, detail: str, code: str) -> JsonResponse:

@@ -21,8 +21,7 @@ from django.http import HttpResponse
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from .exceptions import PayloadTooLarge, body_limit_message
-from .parsers import json_body_load
+from .parsers import BoundedJSONParser, json_body_load
 
 _ANONYMOUS = AnonymousUser()
 _CREDENTIALS = ("HTTP_AUTHORIZATION", "HTTP_COOKIE")
@@ -38,14 +37,7 @@ def orjson_response(response: Response) -> HttpResponse:
 
 
 def _body(request) -> object:
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        raise PayloadTooLarge(body_limit_message())
-    return json_body_load(request.read(limit + 1), numbers_only=True)
+    return json_body_load(BoundedJSONParser.read_bounded(request, request.META), numbers_only=True)
 
 
 # No docstring: drf-spectacular would show it as the description of the view's operations.

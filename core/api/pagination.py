@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import Cursor, CursorPagination
 
 
 class NewestFirstCursorPagination(CursorPagination):
@@ -26,6 +26,19 @@ class NewestFirstCursorPagination(CursorPagination):
         raise ValidationError(
             {self.page_size_query_param: [f"Expected a whole number from 1 to {self.max_page_size}; got {raw[:20]!r}."]}
         )
+
+    def decode_cursor(self, request) -> Cursor | None:
+        """DRF's decoding, plus: the position must be a whole number (it is compared with ids).
+
+        A cursor whose position is not one (``p=abc``) is refused like any other cursor that
+        is not one of ours: 404 "Invalid cursor" (the documented answer), never a 500 from
+        the query it would reach.
+        """
+        decoded = super().decode_cursor(request)
+        if decoded is not None and decoded.position is not None:
+            if not re.fullmatch(r"[0-9]{1,18}", decoded.position):
+                raise NotFound(self.invalid_cursor_message)
+        return decoded
 
     def get_schema_operation_parameters(self, view) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)

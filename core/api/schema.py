@@ -118,7 +118,8 @@ def complete_error_responses(result, generator, request, public):
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            operation["responses"].setdefault("429", throttled)
+            # An operation with its own 429 body (the /v2 protocol's shape) still gets the header.
+            operation["responses"].setdefault("429", throttled).setdefault("headers", throttled["headers"])
             for status, response in operation["responses"].items():
                 content = response.get("content", {}).get("application/json")
                 if content is not None and int(status) in _ERRORS and not content.get("examples"):

@@ -4,8 +4,13 @@ DRF's own throttles keep a list of request timestamps per client and rewrite it 
 request: at a generous rate like 6000/min that is a 6000-element list pickled through
 Redis per request, and two workers updating it at once lose each other's counts. These
 count in fixed windows with one atomic ``cache.incr`` instead, so the cost is constant and
-the limit holds across processes. A broken cache lets requests through (logged) rather than
-failing them: the limit protects the service, it must not take it down.
+the limit holds across processes.
+
+A cache that is down or hung must not take the service down with it (the limit protects
+the service): after one failed or timed-out count, requests are counted in this process
+for ``OUTAGE_RETRY_SECONDS`` before the cache is tried again, so a hung Redis costs one
+socket timeout per process every few seconds, not one per request. The outage is logged
+once when it starts and once when the cache is back.
 
 With Redis, each worker counts in memory and adds its count to Redis every ``batch``
 requests of a client (``PENGUIN_THROTTLE_BATCH``, at most 1% of the limit): one round trip
@@ -21,6 +26,7 @@ import functools
 import logging
 import math
 import threading
+import time
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +37,82 @@ logger = logging.getLogger(__name__)
 
 REDIS_BACKEND = "django.core.cache.backends.redis.RedisCache"
 _redis_clients: dict[str, Any] = {}
+OUTAGE_RETRY_SECONDS = 5.0
+
+
+class _LocalCounts:
+    """Fixed-window counts kept in this process while the shared cache is unavailable."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[str, tuple[float, int]] = {}  # key → (window end, count)
+        self.retry_at = 0.0  # monotonic time before which the cache is not asked
+        self.in_outage = False
+
+    def incr(self, key: str, window_ends_at: float, now: float) -> int:
+        with self.lock:
+            if len(self.counts) > 10_000:
+                self.counts = {k: v for k, v in self.counts.items() if v[0] > now}
+            _, count = self.counts.get(key, (window_ends_at, 0))
+            self.counts[key] = (window_ends_at, count + 1)
+            return count + 1
+
+    def cache_failed(self, exc: Exception) -> None:
+        with self.lock:
+            self.retry_at = time.monotonic() + OUTAGE_RETRY_SECONDS
+            first = not self.in_outage
+            self.in_outage = True
+        if first:
+            logger.warning(
+                "rate limits are counted in this process while the cache is unavailable (%s: %s); "
+                "trying it again every %gs",
+                type(exc).__name__,
+                exc,
+                OUTAGE_RETRY_SECONDS,
+            )
+
+    def cache_answered(self) -> None:
+        if self.in_outage:
+            with self.lock:
+                self.in_outage, self.counts = False, {}
+            logger.warning("the rate-limit cache answers again; rate limits are shared by every worker again")
+
+
+_local_by_cache: dict[str, _LocalCounts] = {}
+
+
+def _local_counts() -> _LocalCounts:
+    """The outage state of the configured cache (one per cache location)."""
+    location = str(settings.CACHES.get("default", {}).get("LOCATION", ""))
+    state = _local_by_cache.get(location)
+    if state is None:
+        state = _local_by_cache.setdefault(location, _LocalCounts())
+    return state
+
+
+class PendingCounts:
+    """This process's counts not yet in Redis, per key, for the current window of each duration."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.windows: dict[int, tuple[int, dict[str, list[int]]]] = {}  # duration -> (window, counts)
+
+    def state(self, duration: int, window: int, key: str) -> list[int]:
+        """``[counted here since the last flush, shared total read at the last flush]`` (under lock)."""
+        current, counts = self.windows.get(duration, (None, None))
+        if current != window:
+            counts = {}
+            self.windows[duration] = (window, counts)
+        return counts.setdefault(key, [0, 0])
+
+
+_pending_counts = PendingCounts()
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_rate(rate: str | None) -> tuple[int | None, int | None]:
+    """DRF's ``parse_rate``, once per rate string instead of once per request."""
+    return throttling.SimpleRateThrottle.parse_rate(None, rate)
 
 
 def _redis_client() -> Any | None:
@@ -48,31 +130,6 @@ def _redis_client() -> Any | None:
         client = redis.Redis.from_url(location, **options)
         _redis_clients[location] = client
     return client
-
-
-class LocalCounts:
-    """This process's counts not yet in Redis, per key, for the current window of each duration."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.windows: dict[int, tuple[int, dict[str, list[int]]]] = {}  # duration -> (window, counts)
-
-    def state(self, duration: int, window: int, key: str) -> list[int]:
-        """``[counted here since the last flush, shared total read at the last flush]`` (under lock)."""
-        current, counts = self.windows.get(duration, (None, None))
-        if current != window:
-            counts = {}
-            self.windows[duration] = (window, counts)
-        return counts.setdefault(key, [0, 0])
-
-
-_local_counts = LocalCounts()
-
-
-@functools.lru_cache(maxsize=64)
-def _parsed_rate(rate: str | None) -> tuple[int | None, int | None]:
-    """DRF's ``parse_rate``, once per rate string instead of once per request."""
-    return throttling.SimpleRateThrottle.parse_rate(None, rate)
 
 
 class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
@@ -93,11 +150,17 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
         window = int(self.now // self.duration)
         self.window_ends_at = (window + 1) * self.duration
         key = f"{self.key}_{window}"
-        try:
-            count = self._count(key, window)
-        except Exception as exc:  # cache down: serve rather than fail every request
-            logger.warning("rate limit not applied, the cache is unavailable: %s", exc)
-            return True
+        _local = _local_counts()
+        if time.monotonic() < _local.retry_at:
+            count = _local.incr(key, self.window_ends_at, self.now)
+        else:
+            try:
+                count = self._count(key, window)
+            except Exception as exc:  # cache down or hung: count here rather than fail or wait
+                _local.cache_failed(exc)
+                count = _local.incr(key, self.window_ends_at, self.now)
+            else:
+                _local.cache_answered()
         return count <= self.num_requests
 
     def get_ident(self, request) -> str:
@@ -143,8 +206,8 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
 
     def _count_batched(self, client: Any, key: str, window: int) -> int:
         """This request's place in the window as far as this process knows (see the module docstring)."""
-        with _local_counts.lock:
-            state = _local_counts.state(self.duration, window, key)
+        with _pending_counts.lock:
+            state = _pending_counts.state(self.duration, window, key)
             state[0] += 1
             if state[0] < self.batch():
                 return state[1] + state[0]
@@ -156,10 +219,10 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
         try:
             total = int(pipeline.execute()[0])
         except Exception:
-            with _local_counts.lock:
+            with _pending_counts.lock:
                 state[0] += pending  # kept for the next flush
             raise
-        with _local_counts.lock:
+        with _pending_counts.lock:
             state[1] = total
             return total + state[0]
 

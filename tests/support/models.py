@@ -41,3 +41,15 @@ def register_result(name: str, result, *, activate: bool = True):
         activate=activate,
         triggered_by="test fixture",
     )
+
+
+def ml_engineers_group():
+    """The group a data migration ships (made again after a transactional test emptied the tables)."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    if not Group.objects.filter(name="ML engineers").exists():
+        importlib.import_module("training.migrations.0005_ml_engineers_group").create_group(apps, None)
+    return Group.objects.get(name="ML engineers")

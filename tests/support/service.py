@@ -152,6 +152,8 @@ from rest_framework.authtoken.models import Token
 User = get_user_model()
 staff, _ = User.objects.get_or_create(username="fault-staff", defaults={"is_staff": True})
 staff.set_password("fault-staff-password-1")
+from django.contrib.auth.models import Group
+staff.groups.add(Group.objects.get(name="ML engineers"))
 staff.save()
 print(Token.objects.get_or_create(user=staff)[0].key)
 """
@@ -194,5 +196,53 @@ def live_stack() -> Iterator[Stack]:
             token = manage(env, "shell", "-c", STAFF_TOKEN_SCRIPT).stdout.strip().splitlines()[-1]
             with gunicorn(env) as server:
                 yield Stack(folder=folder, pg=pg, redis=redis, env=env, server=server, staff_token=token)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- the service as `make run` starts it ------------------------------------------------------
+
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "local-admin-password-1"
+
+
+@dataclass
+class LocalServer:
+    """What `make run` serves: SQLite, artifacts on disk, no broker, the default models."""
+
+    folder: Path
+    env: dict[str, str]
+    server: LiveServer
+    bootstrap_output: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def manage(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        return manage(self.env, *args, timeout=timeout)
+
+
+@contextlib.contextmanager
+def local_server(*, train: bool = True) -> Iterator[LocalServer]:
+    """`make run`'s steps in a fresh folder (migrate, bootstrap, gunicorn), throttles off.
+
+    The admin login is ``ADMIN_USER``/``ADMIN_PASSWORD``; ``train=False`` skips the default models.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="penguin-test-local-"))
+    try:
+        env = service_env(
+            folder,
+            DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+            DJANGO_SUPERUSER_USERNAME=ADMIN_USER,
+            DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
+            PENGUIN_THROTTLE_ANON="off",
+            PENGUIN_THROTTLE_USER="off",
+            PENGUIN_LOG_FORMAT="text",
+        )
+        manage(env, "migrate", "--noinput")
+        bootstrap = manage(env, "bootstrap", *([] if train else ["--no-train"]), timeout=600)
+        with gunicorn(env, workers=1, threads=4) as server:
+            yield LocalServer(folder=folder, env=env, server=server, bootstrap_output=bootstrap.stdout)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

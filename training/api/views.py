@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from core.api.exceptions import Conflict, ServiceUnavailable
 from core.api.mixins import ApiV1Mixin
 from core.api.pagination import NewestFirstCursorPagination
+from core.api.permissions import TRAIN, staff_with_permission
 from core.api.schema import INVALID_CURSOR, NOT_FOUND, error, errors
 from training.models import TrainingRun
 from training.services.runs import TrainingConflict, TrainingQueueUnavailable
@@ -29,7 +30,8 @@ RUN_EXAMPLE = {
     "params": {"n_neighbors": 7},
     "test_size": 0.2,
     "seed": 42,
-    "activation": "policy",
+    "split_seed": 42,
+    "activation": "not_worse",
     "error": "",
     "queued_at": "2025-05-01T12:00:00Z",
     "started_at": None,
@@ -37,6 +39,7 @@ RUN_EXAMPLE = {
     "duration_seconds": None,
     "attempts": 0,
     "version": None,
+    "identical": False,
     "activated": False,
     "activation_note": "",
     "trigger": "api",
@@ -63,11 +66,19 @@ RUN_EXAMPLE = {
 class TrainingRunViewSet(
     ApiV1Mixin, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
+    # ASCII digits only: int() would also read "١", "１" or "+1" as 1.
+    lookup_value_regex = "[0-9]+"
     queryset = TrainingRun.objects.select_related("version", "triggered_by")
     serializer_class = TrainingRunSerializer
     filterset_class = TrainingRunFilter
     pagination_class = NewestFirstCursorPagination
     permission_classes = [IsAdminUser]
+
+    def get_permissions(self):
+        # Reading runs needs staff; starting one needs the train permission (as in the admin).
+        if self.action == "create":
+            return [staff_with_permission(TRAIN)()]
+        return super().get_permissions()
 
     @extend_schema(
         summary="Train a model: queue a run and poll it",
@@ -125,6 +136,7 @@ class TrainingRunViewSet(
                 model_name=data.get("name") or None,
                 test_size=data["test_size"],
                 seed=data["seed"],
+                split_seed=data["split_seed"],
                 activation=data["activate"],
                 trigger=TrainingRun.Trigger.API,
                 user=request.user,

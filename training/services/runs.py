@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from classifier.models import model_name_validator
@@ -22,14 +23,19 @@ from classifier.services.registry import model_version_register
 from core.datasets import DatasetError, dataset_load
 
 from ..catalogue import ParamError, algorithm_get
+from ..holdout import DEFAULT_SPLIT_SEED
 from ..models import ActivationMode, TrainingRun
-from ..params import params_check
+from ..params import dataset_rows, params_check
+from ..resources import MemoryCeilingExceeded, memory_ceiling, resident_mb
 from ..trainer import train
-from .promotion import confusion_matrix_png, new_version_info, promotion_decision
+from .promotion import confusion_matrix_png, identical_version_find, new_version_info, promotion_decide
 
 logger = logging.getLogger(__name__)
 
+# "policy" named not_worse's margin-only predecessor; old clients and rows still say it.
+LEGACY_ACTIVATION = {"policy": ActivationMode.NOT_WORSE.value}
 MAX_SEED = 2**31 - 1  # the largest seed a run's row holds (a 32-bit integer column)
+MAX_PARAMS_DEPTH = 8  # how deeply params may nest (objects and lists)
 
 
 class TrainingConflict(Exception):
@@ -52,10 +58,16 @@ def training_request_validate(
     spec = algorithm_get(algorithm)
     if not isinstance(params or {}, dict):
         raise ParamError("params", "params must be an object of estimator parameter names to values.")
+    if _depth(params or {}) > MAX_PARAMS_DEPTH:
+        # No estimator parameter nests; checked without recursion, before anything walks them.
+        raise ParamError("params", f"params nest deeper than {MAX_PARAMS_DEPTH} levels; no estimator parameter does.")
     if _contains_nul(params):
         # PostgreSQL cannot store it (jsonb refuses \u0000), and no estimator parameter needs it.
         raise ParamError("params", "params must not contain the NUL character (\\u0000).")
-    params_check(algorithm=algorithm, params=params or {})
+    path = Path(data_path) if data_path else Path(settings.PENGUIN_DATA_PATH)
+    if not path.is_file():
+        raise ParamError("data", f"Data file {path} does not exist.")
+    params_check(algorithm=algorithm, params=params or {}, rows=dataset_rows(path))
     spec.build(params or {})
     name = model_name or spec.name
     try:
@@ -64,10 +76,21 @@ def training_request_validate(
         raise ParamError("name", f"Invalid model name {name!r}: {model_name_validator.message}") from None
     if not 0.05 <= test_size <= 0.5:
         raise ParamError("test_size", f"test_size must be between 0.05 and 0.5; got {test_size}.")
-    path = Path(data_path) if data_path else Path(settings.PENGUIN_DATA_PATH)
-    if not path.is_file():
-        raise ParamError("data", f"Data file {path} does not exist.")
     return name, path
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (iteratively: any depth is safe)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            deepest = max(deepest, level)
+            if level > MAX_PARAMS_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _contains_nul(value: Any) -> bool:
@@ -88,7 +111,8 @@ def training_run_create(
     data_path: str | None = None,
     test_size: float = 0.2,
     seed: int = 42,
-    activation: str = ActivationMode.POLICY,
+    split_seed: int = DEFAULT_SPLIT_SEED,
+    activation: str = ActivationMode.NOT_WORSE,
     trigger: str = TrainingRun.Trigger.COMMAND,
     user: AbstractBaseUser | None = None,
     task_id: str = "",
@@ -98,11 +122,15 @@ def training_run_create(
     Raises ParamError (naming the field) for a bad request and TrainingConflict when a run
     for the same model is already queued or running.
     """
+    activation = LEGACY_ACTIVATION.get(activation, activation)
     if activation not in ActivationMode.values:
         modes = ", ".join(ActivationMode.values)
-        raise ParamError("activate", f"activate must be one of {modes}; got {activation!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ParamError("seed", f"seed must be a whole number from 0 to {MAX_SEED}; got {seed!r:.30}.")
+        raise ParamError("activate", f"activate must be one of {modes}; got {activation!r:.40}.")
+    for field_name, value in (("seed", seed), ("split_seed", split_seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise ParamError(
+                field_name, f"{field_name} must be a whole number from 0 to {MAX_SEED}; got {value!r:.30}."
+            )
     name, path = training_request_validate(
         algorithm=algorithm, params=params, model_name=model_name, data_path=data_path, test_size=test_size
     )
@@ -117,6 +145,7 @@ def training_run_create(
                 data_path=str(path),
                 test_size=test_size,
                 seed=seed,
+                split_seed=split_seed,
                 activation=activation,
                 trigger=trigger,
                 triggered_by=user if user is not None and user.is_authenticated else None,
@@ -139,7 +168,7 @@ def finish(run_id: int, **fields: Any) -> None:
     )
 
 
-def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
+def training_run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> TrainingRun:
     """Train the run's model and register the version; returns the finished run.
 
     Safe to call again for the same run (a redelivered task): a finished run is left as
@@ -174,16 +203,40 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
         run.attempts += 1
         if task_id:
             run.task_id = task_id
-        run.save(update_fields=["status", "started_at", "attempts", "task_id"])
+        run.worker = worker
+        run.save(update_fields=["status", "started_at", "attempts", "task_id", "worker"])
 
     started = time.perf_counter()
     try:
         dataset = dataset_load(run.data_path)
         TrainingRun.objects.filter(pk=run_id).update(data_sha256=dataset.sha256)
-        result = train(
-            algorithm=run.algorithm, dataset=dataset, params=run.params, test_size=run.test_size, seed=run.seed
-        )
-        activate, note = promotion_decision(model_name=run.model_name, metrics=result.metrics, mode=run.activation)
+        with memory_ceiling(settings.PENGUIN_WORKER_MAX_MEMORY_MB):
+            result = train(
+                algorithm=run.algorithm,
+                dataset=dataset,
+                params=run.params,
+                test_size=run.test_size,
+                seed=run.seed,
+                split_seed=run.split_seed,
+            )
+        identical = identical_version_find(model_name=run.model_name, result=result)
+        if identical is not None:
+            note = (
+                f"identical to v{identical.number}: the trained artifact is byte for byte the same, "
+                "so no new version was registered"
+            )
+            finish(
+                run_id,
+                status=TrainingRun.Status.SUCCEEDED,
+                version=identical,
+                identical=True,
+                activated=False,
+                activation_note=note,
+            )
+            logger.info("run %s: %s %s", run_id, run.model_name, note)
+            return TrainingRun.objects.get(pk=run_id)
+        promotion = promotion_decide(model_name=run.model_name, result=result, dataset=dataset, policy=run.activation)
+        activate, note = promotion.activate, promotion.note
         version = model_version_register(
             model_name=run.model_name,
             pipeline=result.pipeline,
@@ -192,6 +245,7 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
                 extra_files={
                     "confusion_matrix.png": confusion_matrix_png(result, f"{run.model_name} ({run.algorithm})")
                 },
+                evaluation=promotion.evaluation,
             ),
             activate=activate,
             activation_note=note,
@@ -212,16 +266,22 @@ def training_run_execute(*, run_id: int, task_id: str = "") -> TrainingRun:
 def _describe_failure(exc: BaseException) -> str:
     from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+    if isinstance(exc, MemoryCeilingExceeded | MemoryError):
+        return (
+            f"training needed more memory than the worker's ceiling of {settings.PENGUIN_WORKER_MAX_MEMORY_MB} MB "
+            f"(PENGUIN_WORKER_MAX_MEMORY_MB; the process had {resident_mb():.0f} MB when it was stopped); "
+            "train with smaller params (fewer or shallower estimators, fewer rows per estimator) or raise the ceiling"
+        )
     if isinstance(exc, SoftTimeLimitExceeded):
         return (
             f"training took longer than the soft time limit of {_soft_time_limit():g}s "
-            "(PENGUIN_TRAINING_SOFT_TIME_LIMIT) and was stopped; try fewer estimators or raise the limit"
+            "(PENGUIN_TRAINING_SOFT_TIME_LIMIT) and was stopped; train with smaller params or raise the limit"
         )
     if isinstance(exc, TimeLimitExceeded):
         limit = exc.args[0] if exc.args else settings.CELERY_TASK_TIME_LIMIT
         return (
             f"training was killed at the hard time limit of {limit:g}s "
-            "(PENGUIN_TRAINING_TIME_LIMIT); try fewer estimators or raise the limits"
+            "(PENGUIN_TRAINING_TIME_LIMIT); train with smaller params or raise the limits"
         )
     if isinstance(exc, OSError):
         return (
@@ -252,29 +312,39 @@ def training_run_abort(*, run_id: int, exc: BaseException) -> bool:
     return True
 
 
-def stale_after_seconds() -> float:
+def stale_after_seconds(time_limit: float | None = None) -> float:
     """How long a run may stay ``running`` before it is certainly dead.
 
-    A worker kills a task at the hard time limit, so a run started longer ago than that
+    A worker kills a task at its hard time limit (``time_limit``, the worker's own when it
+    is known, else PENGUIN_TRAINING_TIME_LIMIT), so a run started longer ago than that
     (plus a minute's grace for registering the version) has no worker left.
     """
-    return float(settings.CELERY_TASK_TIME_LIMIT + 60)
+    return float((time_limit or settings.CELERY_TASK_TIME_LIMIT) + 60)
 
 
 def training_run_fail_stale(
-    *, older_than_seconds: float | None = None, queued_older_than_seconds: float | None = None
+    *,
+    older_than_seconds: float | None = None,
+    queued_older_than_seconds: float | None = None,
+    restarted_worker: str = "",
+    time_limit: float | None = None,
 ) -> list[int]:
     """The recovery sweep: fail runs whose worker or message is gone; returns their ids.
 
     A run ``running`` since before ``older_than_seconds`` (default: the hard time limit
-    plus a minute) lost its worker. Queued runs are left alone unless
-    ``queued_older_than_seconds`` is given: a queued message normally waits in the broker
-    until a worker takes it, and only an operator knows when it was lost (broker wiped).
+    plus a minute) lost its worker; so did one ``running`` on ``restarted_worker``, the node
+    name of a worker that is starting now (its previous process is gone, whatever its age).
+    Queued runs are left alone unless ``queued_older_than_seconds`` is given: a queued
+    message normally waits in the broker until a worker takes it, and only an operator
+    knows when it was lost (broker wiped).
     """
     now = timezone.now()
-    cutoff = now - timedelta(seconds=stale_after_seconds() if older_than_seconds is None else older_than_seconds)
+    age = stale_after_seconds(time_limit) if older_than_seconds is None else older_than_seconds
+    lost = Q(started_at__lt=now - timedelta(seconds=age))
+    if restarted_worker:
+        lost |= Q(worker=restarted_worker)
     failed: list[int] = []
-    for run in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=cutoff):
+    for run in TrainingRun.objects.filter(lost, status=TrainingRun.Status.RUNNING):
         started = run.started_at.strftime("%Y-%m-%d %H:%M:%S")
         error = (
             f"the worker stopped before the run finished (attempt {run.attempts}, started {started} UTC) "

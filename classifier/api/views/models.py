@@ -3,31 +3,49 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import selectors
-from classifier.models import ModelActivation, ModelVersion
-from classifier.services.registry import model_version_activate
+from classifier.models import MLModel, ModelVersion
+from classifier.services.registry import (
+    ChallengerInvalid,
+    model_challenger_clear,
+    model_challenger_set,
+    model_version_activate,
+)
 from classifier.services.sync import registry_sync
 from core.api.lean import LeanPostMixin
 from core.api.mixins import ApiV1Mixin
+from core.api.permissions import CHANGE_MODEL, ReadOpenWriteStaff, staff_with_permission
 from core.api.schema import error, errors
 
 from ..filters import ModelFilter, ModelVersionFilter
 from ..serializers import (
     ActivateRequestSerializer,
     ActivationSerializer,
+    ChallengerRequestSerializer,
+    ChallengerSerializer,
     MLModelSerializer,
+    ServingAtSerializer,
     SyncReportSerializer,
     VersionDetailSerializer,
     VersionSerializer,
 )
+from .monitoring import MonitoringActionMixin
 from .predict import PredictActionMixin
 
 
@@ -43,7 +61,9 @@ from .predict import PredictActionMixin
         responses={200: MLModelSerializer, **errors(404)},
     ),
 )
-class MLModelViewSet(LeanPostMixin, PredictActionMixin, ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
+class MLModelViewSet(
+    LeanPostMixin, MonitoringActionMixin, PredictActionMixin, ApiV1Mixin, viewsets.ReadOnlyModelViewSet
+):
     # Meta.ordering does not apply to an aggregated (annotated) queryset: order explicitly.
     queryset = selectors.model_list().select_related("active_version__model").order_by("name")
     serializer_class = MLModelSerializer
@@ -59,6 +79,95 @@ class MLModelViewSet(LeanPostMixin, PredictActionMixin, ApiV1Mixin, viewsets.Rea
             return super().get_object()
         except Http404:
             raise _model_not_found(self.kwargs["name"]) from None
+
+    @extend_schema(
+        methods=["GET"],
+        operation_id="models_challenger_read",
+        summary="The challenger shadowing the model, and its record against the champion",
+        description=(
+            "While a challenger is set, every prediction of the model (POST /classify, predict, batches) is "
+            "also scored by it and its species stored on the same log row; clients always get the champion's "
+            "answer. Its record since it was set: agreement, and on the rows with feedback each model's right "
+            'answers, the exact McNemar test and a recommendation (fewer than 30 labelled rows: "not enough '
+            'labels"). `challenger_version` is null when none is set. Promote it with POST .../versions/<n>/activate.'
+        ),
+        tags=["models"],
+        responses={200: ChallengerSerializer, **errors(404)},
+    )
+    @extend_schema(
+        methods=["PUT"],
+        operation_id="models_challenger_set",
+        summary="Shadow the model's predictions with another of its versions (staff)",
+        tags=["models"],
+        request=ChallengerRequestSerializer,
+        responses={200: ChallengerSerializer, **errors(400, 403, 404)},
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        operation_id="models_challenger_clear",
+        summary="Stop shadowing the model's predictions (staff)",
+        tags=["models"],
+        request=None,
+        responses={200: ChallengerSerializer, **errors(403, 404)},
+    )
+    @action(detail=True, methods=["get", "put", "delete"], permission_classes=[ReadOpenWriteStaff])
+    def challenger(self, request, name: str):
+        model = self.get_object()
+        if request.method == "PUT":
+            body = ChallengerRequestSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            number = body.validated_data["version"]
+            version = model.versions.filter(number=number).first()
+            if version is None:
+                raise ValidationError({"version": [f"{model.name} has no version {number}."]})
+            try:
+                model_challenger_set(version=version, user=request.user)
+            except ChallengerInvalid as exc:
+                raise ValidationError({"version": [str(exc)]}) from None
+        elif request.method == "DELETE":
+            model_challenger_clear(model=model, user=request.user)
+        model = MLModel.objects.select_related("active_version", "challenger_version").get(pk=model.pk)
+        stats = selectors.challenger_stats(model=model) or {
+            "model": model.name,
+            "champion_version": model.active_version.number if model.active_version else None,
+            "challenger_version": None,
+        }
+        return Response(ChallengerSerializer(stats).data)
+
+    @extend_schema(
+        operation_id="models_activations",
+        summary="The ledger: every activation newest first, or what was serving at a given time",
+        description=(
+            "Each activation with its version, the version it replaced, who, when, why and the evidence "
+            "(the promotion gate's evaluation, or the challenger's record). With `?at=<ISO time>` the answer "
+            'is `{"model", "at", "version"}`: the version serving at that moment, null before the first.'
+        ),
+        tags=["models"],
+        parameters=[OpenApiParameter("at", str, description="An ISO 8601 time, e.g. 2026-05-01T10:00:00Z.")],
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="Activations",
+                serializers=[ActivationSerializer(many=True), ServingAtSerializer],
+                resource_type_field_name=None,
+                many=False,
+            ),
+            **errors(400, 404),
+        },
+    )
+    @action(detail=True, methods=["get"], permission_classes=[AllowAny])
+    def activations(self, request, name: str):
+        model = self.get_object()
+        if "at" in request.query_params:
+            moment = parse_datetime(request.query_params["at"].strip().replace(" ", "+"))
+            if moment is None:
+                raise ValidationError({"at": ["Give an ISO 8601 time such as 2026-05-01T10:00:00Z."]})
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment, timezone.utc)
+            version = selectors.version_serving_at(model=model, at=moment)
+            data = {"model": model.name, "at": moment, "version": version.number if version else None}
+            return Response(ServingAtSerializer(data).data)
+        records = selectors.activation_list(model=model)[:500]
+        return Response(ActivationSerializer(records, many=True).data)
 
 
 def _model_not_found(name: str) -> NotFound:
@@ -97,6 +206,8 @@ class ModelVersionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
     pagination_class = None
     permission_classes = [AllowAny]
     lookup_field = "number"
+    # ASCII digits only: int() would also read "١", "１" or "+1" as 1.
+    lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
         return super().get_queryset().filter(model__name=self.kwargs["model_name"])
@@ -157,26 +268,31 @@ class ModelVersionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
             ),
         ],
     )
-    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=[staff_with_permission(CHANGE_MODEL)])
     def activate(self, request, model_name: str, number: str):
         version = self.get_object()
         body = ActivateRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        reason = body.validated_data.get("reason") or f"v{version.number} activated through the API"
-        version = model_version_activate(
+        reason = body.validated_data.get("reason") or ""
+        if not reason and version.model.challenger_version_id != version.pk:
+            reason = f"v{version.number} activated through the API"  # a challenger's reason is its record
+        outcome = model_version_activate(
             version=version, user=request.user, actor=f"api by {request.user}", reason=reason
         )
-        activation = (
-            ModelActivation.objects.select_related("model", "version", "previous_version", "activated_by")
-            .filter(model_id=version.model_id, version=version)
-            .order_by("-id")
-            .first()
-        )
-        return Response(ActivationSerializer(activation).data)
+        if not outcome.changed:
+            return Response(
+                {
+                    "model": version.model.name,
+                    "version": version.number,
+                    "changed": False,
+                    "detail": f"v{version.number} is already the active version; nothing changed.",
+                }
+            )
+        return Response({**ActivationSerializer(outcome.activation).data, "changed": True})
 
 
 class RegistrySyncView(ApiV1Mixin, APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [staff_with_permission(CHANGE_MODEL)]
 
     @extend_schema(
         operation_id="registry_sync",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from classifier import selectors
 from classifier.services.predictions import prediction_feedback_record
 from core.api.mixins import ApiV1Mixin
 from core.api.pagination import NewestFirstCursorPagination
+from core.api.permissions import CHANGE_PREDICTION, staff_with_permission
 from core.api.schema import INVALID_CURSOR, NOT_FOUND, error, errors
 
 from ..filters import PredictionFilter
@@ -36,6 +37,8 @@ from ..serializers import FeedbackRequestSerializer, PredictionSerializer
     ),
 )
 class PredictionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
+    # ASCII digits only: int() would also read "١", "１" or "+1" as 1.
+    lookup_value_regex = "[0-9]+"
     queryset = selectors.prediction_list().select_related("feedback_by")
     serializer_class = PredictionSerializer
     filterset_class = PredictionFilter
@@ -57,7 +60,7 @@ class PredictionViewSet(ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
             OpenApiExample("By id", value={"species": 3}, request_only=True),
         ],
     )
-    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=[staff_with_permission(CHANGE_PREDICTION)])
     def feedback(self, request, pk: str):
         prediction = self.get_object()
         body = FeedbackRequestSerializer(data=request.data)

@@ -52,7 +52,14 @@ class Command(BaseCommand):
         export = {"fmt": options["format"], "since": since, "model_name": model_name}
 
         if not options["output"]:
-            count = prediction_export(stream=options.get("stdout") or sys.stdout, **export)
+            try:
+                count = prediction_export(stream=options.get("stdout") or sys.stdout, **export)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # The reader stopped early (`export_predictions | head`): that is its choice, not an
+                # error. Point stdout at /dev/null so that the exit's own flush cannot fail again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return
             self.stderr.write(f"exported {count} predictions")
             return
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from training.catalogue import CATALOGUE, ParamError, parse_param_pairs
+from training.holdout import DEFAULT_SPLIT_SEED
 from training.models import ActivationMode, TrainingRun
 from training.services.runs import TrainingConflict, TrainingQueueUnavailable
 from training.start import training_run_start
@@ -24,12 +25,34 @@ class Command(BaseCommand):
         )
         parser.add_argument("--data", help="CSV file (penguins.csv or penguins_v1.csv format)")
         parser.add_argument("--test-size", type=float, default=0.2, help="held-out fraction (default 0.2)")
-        parser.add_argument("--seed", type=int, default=42, help="random seed for split and estimator (default 42)")
-        group = parser.add_mutually_exclusive_group()
-        group.add_argument("--no-activate", action="store_true", help="register the version without activating it")
-        group.add_argument(
-            "--force-activate", action="store_true", help="activate even if the promotion policy would not"
+        parser.add_argument(
+            "--seed",
+            type=int,
+            default=42,
+            help="the estimator's random seed (default 42); the test rows stay the same whatever it is",
         )
+        parser.add_argument(
+            "--split-seed",
+            type=int,
+            default=DEFAULT_SPLIT_SEED,
+            help=(
+                f"decides, with the data, which rows are held out for testing (default {DEFAULT_SPLIT_SEED}); "
+                "changing it changes the test rows, so the new version shares fewer of them with the champion "
+                "and is compared with it on the rows neither trained on"
+            ),
+        )
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(
+            "--activate",
+            choices=ActivationMode.values,
+            default=ActivationMode.NOT_WORSE,
+            help=(
+                "whether the new version replaces the active one, judged on the same test rows: not_worse (default: "
+                "unless significantly worse), better (only if significantly better), force, never"
+            ),
+        )
+        group.add_argument("--no-activate", action="store_true", help="the same as --activate never")
+        group.add_argument("--force-activate", action="store_true", help="the same as --activate force")
         parser.add_argument(
             "--async",
             dest="queue",
@@ -46,12 +69,11 @@ class Command(BaseCommand):
             params = parse_param_pairs(options["param"])
         except ParamError as exc:
             raise CommandError(str(exc)) from None
+        activation = options["activate"]
         if options["no_activate"]:
             activation = ActivationMode.NEVER
         elif options["force_activate"]:
             activation = ActivationMode.FORCE
-        else:
-            activation = ActivationMode.POLICY
         algorithms = list(CATALOGUE) if options["all"] else [options["algorithm"]]
         runs = []
         for algorithm in algorithms:
@@ -63,6 +85,7 @@ class Command(BaseCommand):
                     data_path=options["data"],
                     test_size=options["test_size"],
                     seed=options["seed"],
+                    split_seed=options["split_seed"],
                     activation=activation,
                     trigger=TrainingRun.Trigger.COMMAND,
                     # Foreground trains here and waits, broker or not; --async hands the run to a

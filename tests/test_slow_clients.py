@@ -1,0 +1,125 @@
+"""Slow clients: half-sent requests must not starve the service.
+
+gunicorn runs with the service's own config (penguinsite/gunicorn.conf.py) and, in the
+second test, behind a real nginx with the committed proxy config
+(deploy/nginx/penguin.conf.template), exactly as docker-compose runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.support.data import ADELIE
+from tests.support.http import http
+from tests.support.processes import REPO, held_port, need_tool, stop_process, wait_for
+from tests.support.service import gunicorn
+
+# Twice as many stalled clients as the server has threads (2 workers × 2 threads).
+WORKERS, THREADS, STALLED = 2, 2, 8
+HALF_SENT = [
+    # headers never finished
+    b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ",
+    # headers sent, body announced and never sent in full
+    b"POST /classify/knn HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 200\r\n\r\n{"island": 1',
+]
+
+
+@contextlib.contextmanager
+def stalled_clients(url: str, count: int) -> Iterator[list[socket.socket]]:
+    """``count`` connections that each send part of a request, then stay silent."""
+    host, port = url.removeprefix("http://").split(":")
+    sockets = []
+    try:
+        for index in range(count):
+            conn = socket.create_connection((host, int(port)), timeout=5)
+            conn.sendall(HALF_SENT[index % len(HALF_SENT)])
+            sockets.append(conn)
+        yield sockets
+    finally:
+        for conn in sockets:
+            conn.close()
+
+
+def test_half_sent_requests_do_not_stop_healthz_from_answering(live_stack):
+    env = {**live_stack.env, "GUNICORN_REQUEST_READ_TIMEOUT": "2"}
+    with gunicorn(env, workers=WORKERS, threads=THREADS) as server:
+        with stalled_clients(server.url, STALLED) as stalled:
+            for _ in range(3):
+                answer = http("GET", f"{server.url}/healthz", timeout=30)
+                assert answer.status == 200, answer.error
+            classify = http("POST", f"{server.url}/classify/knn", ADELIE, timeout=30)
+            assert classify.status == 200, (classify.status, classify.body[:300])
+            # A stalled client is let go: its connection is closed (a body cut short gets a 400 first).
+            stalled[1].settimeout(30)
+            answer = b""
+            while chunk := stalled[1].recv(65536):
+                answer += chunk
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:200]
+
+
+@contextlib.contextmanager
+def nginx_proxy(upstream: str) -> Iterator[str]:
+    """nginx with the committed proxy config in front of ``upstream`` (host:port); yields its URL."""
+    binary = need_tool(shutil.which("nginx") or next(iter(_sbin("nginx")), None), "nginx")
+    with held_port() as port:
+        yield from _nginx(binary, port, upstream)
+
+
+def _nginx(binary: str, port: int, upstream: str) -> Iterator[str]:
+    folder = Path(tempfile.mkdtemp(prefix="penguin-h7-nginx-"))
+    template = (REPO / "deploy" / "nginx" / "penguin.conf.template").read_text()
+    site = template.replace("${PENGUIN_UPSTREAM}", upstream).replace("${PENGUIN_PROXY_LISTEN}", f"127.0.0.1:{port}")
+    (folder / "site.conf").write_text(site)
+    temp_paths = "\n".join(
+        f"  {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    (folder / "nginx.conf").write_text(
+        f"{user}worker_processes 1;\npid {folder / 'nginx.pid'};\nerror_log {folder / 'error.log'} warn;\n"
+        f"events {{ worker_connections 256; }}\n"
+        f"http {{\n  access_log off;\n{temp_paths}\n  include {folder / 'site.conf'};\n}}\n"
+    )
+    process = subprocess.Popen(
+        [binary, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"nginx exited: {process.stderr.read().decode(errors='replace')}")
+            return http("GET", f"{url}/healthz", timeout=1).status == 200
+
+        wait_for(answers, timeout=30, what="nginx to answer /healthz")
+        yield url
+    finally:
+        stop_process(process)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sbin(name: str) -> list[str]:
+    return [path for path in (f"/usr/sbin/{name}", f"/usr/local/sbin/{name}") if os.path.exists(path)]
+
+
+def test_behind_the_proxy_half_sent_requests_never_reach_even_a_single_threaded_gunicorn(live_stack):
+    """The compose topology: nginx buffers each request, so one sync worker is enough to stay up."""
+    env = {**live_stack.env, "GUNICORN_WORKER_CLASS": "sync"}
+    with gunicorn(env, workers=1, threads=1) as server:
+        with nginx_proxy(server.url.removeprefix("http://")) as proxy:
+            with stalled_clients(proxy, STALLED):
+                for _ in range(3):
+                    answer = http("GET", f"{proxy}/healthz", timeout=30)
+                    assert answer.status == 200, answer.error
+            classify = http("POST", f"{proxy}/classify/knn", ADELIE, timeout=30)
+            assert classify.status == 200, (classify.status, classify.body[:300])
