@@ -113,6 +113,8 @@ def _signature(relative: str) -> tuple | None:
     except (OSError, artifacts.ArtifactError):
         return None
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
 def _shadow_answers(entry: ServingEntry, matrix: np.ndarray) -> tuple[int | None, np.ndarray | None]:
     """The challenger's species for the same rows, or (None, None) when there is none or it fails.
 

@@ -126,6 +126,9 @@ def _scalar(rule: FieldRule, value: Any) -> float | str:
     return number
 
 
+_FIELD_RULES = [(field, RULES[field]) for field in FIELDS]
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 24 else text[:21] + "..."
@@ -202,7 +205,11 @@ def parse_one(data: Any) -> np.ndarray:
     """Validate one penguin (a JSON object); returns a ``(1, 7)`` array."""
     if not isinstance(data, dict):
         raise InputError({"non_field_errors": [f"Expected a JSON object with the fields {', '.join(FIELDS)}."]})
-    return parse_rows([data])
+    # parse_rows' checks and messages, value by value: one row needs no column arrays.
+    values = [_scalar(rule, data.get(field, _MISSING)) for field, rule in _FIELD_RULES]
+    if any(isinstance(value, str) for value in values):
+        raise InputError({field: [value] for (field, _), value in zip(_FIELD_RULES, values) if isinstance(value, str)})
+    return np.array([values], dtype=np.float64)
 
 
 def row_to_input(row: np.ndarray) -> dict[str, float | int]:

@@ -91,6 +91,18 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# A predict call without a cookie (penguinsite/wsgi.py) needs none of the browser's middleware:
+# no session to load, no CSRF token (the API's writes are token- or session-authenticated),
+# no user to attach, no messages, no static files. The admin and every other path keep them.
+BROWSER_MIDDLEWARE = (
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+)
+PREDICT_MIDDLEWARE = [name for name in MIDDLEWARE if name not in BROWSER_MIDDLEWARE]
+
 ROOT_URLCONF = "penguinsite.urls"
 APPEND_SLASH = False
 
@@ -206,6 +218,17 @@ PENGUIN_RETRAIN_ON_DRIFT = env_bool("PENGUIN_RETRAIN_ON_DRIFT", False)
 CELERY_BEAT_SCHEDULE = {
     "monitor-models": {"task": "classifier.monitor_models", "schedule": float(PENGUIN_MONITOR_INTERVAL)},
 }
+
+# Rate-limit counts go to Redis in batches of up to this many requests per client and worker
+# (never more than 1% of the limit), instead of one round trip per request: a client may get
+# at most (workers × batch) requests past its limit per window. 1: every request is counted
+# in Redis as it comes.
+PENGUIN_THROTTLE_BATCH = env_int("PENGUIN_THROTTLE_BATCH", 50, minimum=1)
+# The predict doors (POST /classify/<name>, /api/v1/models/<name>/predict) answer a caller
+# that sends no cookie and no Authorization header through a lean path: no session, CSRF,
+# auth or message middleware, no DRF request wrapper or content negotiation, orjson in and
+# out. Same answers, limits and errors; off runs them through the full stack.
+PENGUIN_LEAN_PREDICT = env_bool("PENGUIN_LEAN_PREDICT", True)
 
 # Bodies larger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PENGUIN_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)

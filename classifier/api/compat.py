@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from classifier.models import Prediction
 from classifier.predict import prediction_make
 from classifier.serving_registry import live_registry
+from core.api.lean import LeanPostMixin
 from core.api.parsers import AnyContentTypeJSONParser
 from core.api.serializers import ErrorSerializer
 from core.encoding import EXAMPLES, SPECIES, parse_one
@@ -47,7 +48,7 @@ class ModelsView(APIView):
         return Response({"available_models": models})
 
 
-class ClassifyView(APIView):
+class ClassifyView(LeanPostMixin, APIView):
     """POST /classify/<name>: one penguin in, its species out; the answer is logged first."""
 
     parser_classes = [AnyContentTypeJSONParser]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -13,6 +14,27 @@ from .exceptions import PayloadTooLarge, body_limit_message
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body_load(data: bytes, *, numbers_only: bool = False) -> object:
+    """A body read by ``read_bounded`` as JSON: 400 if it is not JSON, ``{}`` when blank.
+
+    ``numbers_only``: the body holds penguins, whose numbers are checked against their bounds
+    anyway, so orjson may read it (a penguin in a quarter of json's time; it reads an integer
+    past 64 bits as a float, which fails the same bound). What orjson refuses is read again
+    by json, which words the error the way clients have seen it.
+    """
+    if numbers_only:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    if not data.strip():
+        return {}
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"Body is not valid JSON: {str(exc)[:200]}.") from None
 
 
 class BoundedJSONParser(JSONParser):
@@ -39,13 +61,7 @@ class BoundedJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         request = (parser_context or {}).get("request")
-        data = self.read_bounded(stream, request.META if request is not None else {})
-        if not data.strip():
-            return {}
-        try:
-            return json.loads(data, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise ParseError(f"Body is not valid JSON: {str(exc)[:200]}.") from None
+        return json_body_load(self.read_bounded(stream, request.META if request is not None else {}))
 
 
 class AnyContentTypeJSONParser(BoundedJSONParser):

@@ -11,10 +11,18 @@ the service): after one failed or timed-out count, requests are counted in this 
 for ``OUTAGE_RETRY_SECONDS`` before the cache is tried again, so a hung Redis costs one
 socket timeout per process every few seconds, not one per request. The outage is logged
 once when it starts and once when the cache is back.
+
+With Redis, each worker counts in memory and adds its count to Redis every ``batch``
+requests of a client (``PENGUIN_THROTTLE_BATCH``, at most 1% of the limit): one round trip
+per batch instead of one per request. A worker's estimate is the shared total it read at its
+last flush plus what it counted since, so each worker admits at most ``batch`` requests past
+the limit before it learns the total: the limit holds within workers × batch per window
+(4 workers, 6000/min, batch 50: 200 requests, 3%). Limits under 200 are counted exactly.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -82,6 +90,31 @@ def _local_counts() -> _LocalCounts:
     return state
 
 
+class PendingCounts:
+    """This process's counts not yet in Redis, per key, for the current window of each duration."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.windows: dict[int, tuple[int, dict[str, list[int]]]] = {}  # duration -> (window, counts)
+
+    def state(self, duration: int, window: int, key: str) -> list[int]:
+        """``[counted here since the last flush, shared total read at the last flush]`` (under lock)."""
+        current, counts = self.windows.get(duration, (None, None))
+        if current != window:
+            counts = {}
+            self.windows[duration] = (window, counts)
+        return counts.setdefault(key, [0, 0])
+
+
+_pending_counts = PendingCounts()
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_rate(rate: str | None) -> tuple[int | None, int | None]:
+    """DRF's ``parse_rate``, once per rate string instead of once per request."""
+    return throttling.SimpleRateThrottle.parse_rate(None, rate)
+
+
 def _redis_client() -> Any | None:
     """One redis-py client per process for the default cache, when that cache is Redis."""
     config = settings.CACHES.get("default", {})
@@ -122,7 +155,7 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
             count = _local.incr(key, self.window_ends_at, self.now)
         else:
             try:
-                count = self._count(key)
+                count = self._count(key, window)
             except Exception as exc:  # cache down or hung: count here rather than fail or wait
                 _local.cache_failed(exc)
                 count = _local.incr(key, self.window_ends_at, self.now)
@@ -130,8 +163,30 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
                 _local.cache_answered()
         return count <= self.num_requests
 
-    def _count(self, key: str) -> int:
+    def get_ident(self, request) -> str:
+        """DRF's rule (``NUM_PROXIES``), read from ``META``: ``request.headers`` builds a mapping
+        of every header, which cost more than the rest of the throttle."""
+        meta = request.META
+        xff = meta.get("HTTP_X_FORWARDED_FOR")
+        remote_addr = meta.get("REMOTE_ADDR")
+        num_proxies = api_settings.NUM_PROXIES
+        if num_proxies is not None:
+            if num_proxies == 0 or xff is None:
+                return remote_addr
+            addrs = xff.split(",")
+            return addrs[-min(num_proxies, len(addrs))].strip()
+        return "".join(xff.split()) if xff else remote_addr
+
+    def parse_rate(self, rate):
+        return _parsed_rate(rate)
+
+    def batch(self) -> int:
+        return max(1, min(settings.PENGUIN_THROTTLE_BATCH, self.num_requests // 100))
+
+    def _count(self, key: str, window: int) -> int:
         client = _redis_client()
+        if client is not None and self.batch() > 1:
+            return self._count_batched(client, key, window)
         if client is not None:
             # One round trip: INCR, and give the key its lifetime when this request created it.
             # (Through Django's cache API the same count costs add + exists + incrby, and a new
@@ -148,6 +203,28 @@ class FixedWindowRateThrottle(throttling.SimpleRateThrottle):
         except ValueError:  # expired between add() and incr(): this request opens a new window
             self.cache.add(key, 1, timeout=self.duration + 1)
             return 1
+
+    def _count_batched(self, client: Any, key: str, window: int) -> int:
+        """This request's place in the window as far as this process knows (see the module docstring)."""
+        with _pending_counts.lock:
+            state = _pending_counts.state(self.duration, window, key)
+            state[0] += 1
+            if state[0] < self.batch():
+                return state[1] + state[0]
+            pending, state[0] = state[0], 0
+        full_key = self.cache.make_and_validate_key(key)
+        pipeline = client.pipeline(transaction=False)
+        pipeline.incrby(full_key, pending)
+        pipeline.expire(full_key, self.duration + 1, nx=True)
+        try:
+            total = int(pipeline.execute()[0])
+        except Exception:
+            with _pending_counts.lock:
+                state[0] += pending  # kept for the next flush
+            raise
+        with _pending_counts.lock:
+            state[1] = total
+            return total + state[0]
 
     def wait(self) -> float:
         """Seconds until the window closes (sent as Retry-After, rounded up)."""

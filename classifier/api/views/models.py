@@ -28,6 +28,7 @@ from classifier.services.registry import (
     model_version_activate,
 )
 from classifier.services.sync import registry_sync
+from core.api.lean import LeanPostMixin
 from core.api.mixins import ApiV1Mixin
 from core.api.permissions import CHANGE_MODEL, ReadOpenWriteStaff, staff_with_permission
 from core.api.schema import error, errors
@@ -60,7 +61,9 @@ from .predict import PredictActionMixin
         responses={200: MLModelSerializer, **errors(404)},
     ),
 )
-class MLModelViewSet(MonitoringActionMixin, PredictActionMixin, ApiV1Mixin, viewsets.ReadOnlyModelViewSet):
+class MLModelViewSet(
+    LeanPostMixin, MonitoringActionMixin, PredictActionMixin, ApiV1Mixin, viewsets.ReadOnlyModelViewSet
+):
     # Meta.ordering does not apply to an aggregated (annotated) queryset: order explicitly.
     queryset = selectors.model_list().select_related("active_version__model").order_by("name")
     serializer_class = MLModelSerializer
@@ -69,6 +72,7 @@ class MLModelViewSet(MonitoringActionMixin, PredictActionMixin, ApiV1Mixin, view
     permission_classes = [AllowAny]
     lookup_field = "name"
     lookup_value_regex = "[^/]+"
+    lean_actions = frozenset({"predict"})  # open to anonymous callers; activate and the rest are not
 
     def get_object(self):
         try:
