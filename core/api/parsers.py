@@ -33,8 +33,16 @@ def json_body_load(data: bytes, *, numbers_only: bool = False) -> object:
         return {}
     try:
         return json.loads(data, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise ParseError(f"Body is not valid JSON: {str(exc)[:200]}.") from None
+    except RecursionError:
+        # json's decoder recurses on Python's stack, so how deep it can go depends on the
+        # caller; orjson's own limit (1,024 levels) does not. A body it reads reaches the
+        # serializers, which name the field that is nested too deeply.
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"Body is not valid JSON: {str(exc)[:200]}.") from None
 
 
 class BoundedJSONParser(JSONParser):
