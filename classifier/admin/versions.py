@@ -272,6 +272,7 @@ class ModelVersionAdmin(PageTitlesMixin, VersionColumnsMixin, ReadOnlyAdminMixin
             ("reason", evaluation.get("reason")),
         ]
         return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
+
     @admin.display(description="size")
     def size(self, version: ModelVersion) -> str:
         return file_size(version.size_bytes)
