@@ -284,7 +284,7 @@ def test_a_broken_version_cannot_be_activated(admin_client, trained_knn):
 
 
 def test_activating_needs_the_permission(client, django_user_model, trained_knn):
-    reader = django_user_model.objects.create_user(username="registry-reader", password="reader-pass-123", is_staff=True)
+    reader = django_user_model.objects.create_user(username="registry-reader", password="reader-pass-12", is_staff=True)
     reader.user_permissions.add(Permission.objects.get(codename="view_modelversion"))  # may read, not activate
     client.force_login(reader)
     assert client.get(activate_url(trained_knn)).status_code == 403
