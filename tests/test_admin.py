@@ -283,14 +283,10 @@ def test_a_broken_version_cannot_be_activated(admin_client, trained_knn):
     assert MLModel.objects.get(name="knn").active_version.number == 2
 
 
-@pytest.fixture
-def staff_without_permissions(db, django_user_model):
-    """A staff account that may log into the admin but holds no permission."""
-    return django_user_model.objects.create_user(username="plain-staff", password="plain-pass-123", is_staff=True)
-
-
-def test_activating_needs_the_permission(client, staff_without_permissions, trained_knn):
-    client.force_login(staff_without_permissions)
+def test_activating_needs_the_permission(client, django_user_model, trained_knn):
+    reader = django_user_model.objects.create_user(username="registry-reader", password="reader-pass-12", is_staff=True)
+    reader.user_permissions.add(Permission.objects.get(codename="view_modelversion"))  # may read, not activate
+    client.force_login(reader)
     assert client.get(activate_url(trained_knn)).status_code == 403
 
 
@@ -376,7 +372,7 @@ def test_a_predictions_page_shows_inputs_as_names_and_takes_feedback(admin_clien
     )
     page = admin_client.get(f"{PREDICTIONS}{row.pk}/change/").content.decode()
     assert "<title>Prediction 1 | Penguin Classifier admin</title>" in page
-    for shown in ("Biscoe (2)", "female (0)", "46.1 mm", "4500 g", "2007", "0.8000", "1.23 ms"):
+    for shown in ("Biscoe (2)", "female (0)", "46.1 mm", "4500 g", "2007", "0.8000", "1.2 ms"):
         assert shown in page, shown
     response = admin_client.post(f"{PREDICTIONS}{row.pk}/feedback/", {"species": "2"}, follow=True)
     assert "Recorded Chinstrap as the true species: the answer was wrong." in messages_of(response)[0]
@@ -390,10 +386,11 @@ def test_a_predictions_page_shows_inputs_as_names_and_takes_feedback(admin_clien
     assert admin_client.get(f"{PREDICTIONS}{row.pk}/feedback/").status_code == 405
 
 
-def test_feedback_needs_the_permission(client, staff_without_permissions, trained_knn):
+def test_feedback_needs_the_permission(client, django_user_model, trained_knn):
     (row,) = _predictions(trained_knn, [1])
-    staff_without_permissions.user_permissions.add(Permission.objects.get(codename="view_prediction"))
-    client.force_login(staff_without_permissions)
+    reader = django_user_model.objects.create_user(username="log-reader", password="reader-pass-123", is_staff=True)
+    reader.user_permissions.add(Permission.objects.get(codename="view_prediction"))  # may read, not label
+    client.force_login(reader)
     assert "feedback-form" not in client.get(f"{PREDICTIONS}{row.pk}/change/").content.decode()
     assert client.post(f"{PREDICTIONS}{row.pk}/feedback/", {"species": "1"}).status_code == 403
     row.refresh_from_db()

@@ -286,10 +286,10 @@ def test_admin_monitoring_page_renders_when_the_model_has_one(server, admin_brow
     _open(browser, f"{server.url}/admin/classifier/mlmodel/")
     browser.find_element(By.LINK_TEXT, "knn").click()
     _wait(browser, lambda d: d.find_elements(By.ID, "content"), "the knn model page")
-    monitoring = [a for a in browser.find_elements(By.TAG_NAME, "a") if "monitoring" in a.text.lower()]
+    monitoring = browser.find_elements(By.CSS_SELECTOR, "#content a[href$='/monitoring/']")
     if not monitoring:
         pytest.skip("the model page has no monitoring page to open")
-    monitoring[0].click()
+    browser.get(monitoring[0].get_attribute("href"))
     _wait(browser, lambda d: d.find_elements(By.ID, "content"), "the monitoring page")
     screenshot(browser, "admin-monitoring")
     assert "knn" in browser.find_element(By.ID, "content").text

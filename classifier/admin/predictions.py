@@ -194,9 +194,7 @@ class PredictionAdmin(PageTitlesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="created", ordering="created_at")
     def created(self, prediction: Prediction) -> str:
         when = timezone.localtime(prediction.created_at)
-        return format_html(
-            '<span title="{}">{}</span>', when.isoformat(" ", "seconds"), when.strftime("%m-%d %H:%M:%S")
-        )
+        return format_html('<span title="{}">{}</span>', when.isoformat(" ", "seconds"), when.strftime("%m-%d %H:%M"))
 
     @admin.display(description="model", ordering="model__name")
     def model_name(self, prediction: Prediction) -> str:
@@ -220,7 +218,7 @@ class PredictionAdmin(PageTitlesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         value = (prediction.probabilities or {}).get(SPECIES.get(prediction.species_id, ""))
         return "-" if value is None else f"{value:.2f}"
 
-    @admin.display(description="true species")
+    @admin.display(description="truth")
     def truth(self, prediction: Prediction) -> str:
         if prediction.true_species_id is None:
             return "-"
@@ -231,7 +229,7 @@ class PredictionAdmin(PageTitlesMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="latency")
     def latency(self, prediction: Prediction) -> str:
-        return f"{prediction.latency_ms:.2f} ms"
+        return f"{prediction.latency_ms:.1f} ms"
 
     @admin.display(description="endpoint", ordering="endpoint")
     def endpoint_label(self, prediction: Prediction) -> str:
