@@ -5,6 +5,7 @@ The answer's serializers are here, beside the one view that gives it; they docum
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
@@ -163,9 +164,15 @@ class MonitoringActionMixin:
         ),
         tags=["monitoring"],
         parameters=[
-            OpenApiParameter("version", int, description="Version number (default: the active version)."),
-            OpenApiParameter("since", str, description="Start of the window, ISO 8601 (default: until − 7 days)."),
-            OpenApiParameter("until", str, description="End of the window, ISO 8601 (default: now)."),
+            OpenApiParameter(
+                "version",
+                {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                description="Version number (default: the active version).",
+            ),
+            OpenApiParameter(
+                "since", OpenApiTypes.DATETIME, description="Start of the window, ISO 8601 (default: until − 7 days)."
+            ),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="End of the window, ISO 8601 (default: now)."),
         ],
         responses={
             200: MonitoringReportSerializer,
