@@ -8,11 +8,11 @@ its history.
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from classifier.models import PredictionFeedback
 from tests.support.data import ADELIE
+from tests.support.models import ml_engineers_group
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def api_client(user) -> APIClient:
 
 
 def test_the_ml_engineers_group_ships_with_the_registry_permissions():
-    group = Group.objects.get(name="ML engineers")
+    group = ml_engineers_group()
     granted = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")}
     assert {"training.train", "classifier.change_mlmodel", "classifier.change_prediction"} <= granted
 
@@ -53,10 +53,12 @@ def test_staff_without_the_permission_is_403_on_every_registry_write(django_user
     assert api_client(staff).get("/api/v1/training-runs").status_code == 200
 
 
+# The paths name id 1: sequences start again for each case (PostgreSQL's do not roll back).
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
 @pytest.mark.parametrize("method,path,body", WRITES)
 def test_a_member_of_ml_engineers_may_do_each_write(django_user_model, knn_model, method, path, body):
     engineer = django_user_model.objects.create_user("engineer", is_staff=True)
-    engineer.groups.add(Group.objects.get(name="ML engineers"))
+    engineer.groups.add(ml_engineers_group())
     client = api_client(engineer)
     client.post("/classify/knn", ADELIE, format="json")
     response = getattr(client, method)(path, body, format="json")
@@ -65,17 +67,17 @@ def test_a_member_of_ml_engineers_may_do_each_write(django_user_model, knn_model
 
 def test_the_admin_asks_for_the_same_train_permission(client, django_user_model, knn_model):
     staff = django_user_model.objects.create_user("admin-staff", password="x", is_staff=True)
-    staff.user_permissions.add(*Group.objects.get(name="ML engineers").permissions.exclude(codename="train"))
+    staff.user_permissions.add(*ml_engineers_group().permissions.exclude(codename="train"))
     client.force_login(staff)
     assert client.get("/admin/classifier/mlmodel/train/").status_code == 403
-    staff.groups.add(Group.objects.get(name="ML engineers"))
+    staff.groups.add(ml_engineers_group())
     assert client.get("/admin/classifier/mlmodel/train/").status_code == 200
 
 
 def test_feedback_keeps_every_answer_with_who_and_when(django_user_model, knn_model):
     first, second = (django_user_model.objects.create_user(name, is_staff=True) for name in ("ann", "bob"))
     for user in (first, second):
-        user.groups.add(Group.objects.get(name="ML engineers"))
+        user.groups.add(ml_engineers_group())
     prediction_id = api_client(first).post("/classify/knn", ADELIE, format="json")["X-Prediction-Id"]
     assert (
         api_client(first)
