@@ -123,12 +123,13 @@ def prediction_log_fill(
 
 
 def prediction_log_clear() -> None:
-    """Remove every logged prediction (TRUNCATE on PostgreSQL)."""
+    """Remove every logged prediction and its feedback history (TRUNCATE on PostgreSQL)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             if connection.in_atomic_block:  # rows written earlier in this transaction: check them first
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("TRUNCATE classifier_prediction")
+            # The feedback history goes with the predictions it belongs to.
+            cursor.execute("TRUNCATE classifier_prediction, classifier_predictionfeedback")
     else:
         Prediction.objects.all().delete()
 
