@@ -371,7 +371,7 @@ def test_a_predictions_page_shows_inputs_as_names_and_takes_feedback(admin_clien
         latency_ms=1.234,
     )
     page = admin_client.get(f"{PREDICTIONS}{row.pk}/change/").content.decode()
-    assert "<title>Prediction 1 | Penguin Classifier admin</title>" in page
+    assert f"<title>Prediction {row.pk} | Penguin Classifier admin</title>" in page
     for shown in ("Biscoe (2)", "female (0)", "46.1 mm", "4500 g", "2007", "0.8000", "1.2 ms"):
         assert shown in page, shown
     response = admin_client.post(f"{PREDICTIONS}{row.pk}/feedback/", {"species": "2"}, follow=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -15,7 +16,11 @@ def dry_run(*args: str) -> str:
     if not make:
         pytest.skip("make is not installed")
     # -B: as on a fresh checkout, every step is due.
-    result = subprocess.run([make, "-n", "-B", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    # Run as its own make, also when the suite itself runs under `make test` (no inherited flags).
+    env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    result = subprocess.run(
+        [make, "--no-print-directory", "-n", "-B", *args], cwd=REPO, capture_output=True, text=True, timeout=60, env=env
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
