@@ -74,7 +74,7 @@ def nginx_proxy(upstream: str) -> Iterator[str]:
 
 
 def _nginx(binary: str, port: int, upstream: str) -> Iterator[str]:
-    folder = Path(tempfile.mkdtemp(prefix="penguin-h7-nginx-"))
+    folder = Path(tempfile.mkdtemp(prefix="penguin-nginx-"))
     template = (REPO / "deploy" / "nginx" / "penguin.conf.template").read_text()
     site = template.replace("${PENGUIN_UPSTREAM}", upstream).replace("${PENGUIN_PROXY_LISTEN}", f"127.0.0.1:{port}")
     (folder / "site.conf").write_text(site)
