@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -83,6 +84,8 @@ class MLModelViewSet(
     @extend_schema(
         methods=["GET"],
         operation_id="models_challenger_read",
+        # Reads are open (anonymous included); the token and the session are accepted too.
+        auth=[{"tokenAuth": []}, {"cookieAuth": []}, {}],
         summary="The challenger shadowing the model, and its record against the champion",
         description=(
             "While a challenger is set, every prediction of the model (POST /classify, predict, batches) is "
@@ -143,7 +146,9 @@ class MLModelViewSet(
             'is `{"model", "at", "version"}`: the version serving at that moment, null before the first.'
         ),
         tags=["models"],
-        parameters=[OpenApiParameter("at", str, description="An ISO 8601 time, e.g. 2026-05-01T10:00:00Z.")],
+        parameters=[
+            OpenApiParameter("at", OpenApiTypes.DATETIME, description="An ISO 8601 time, e.g. 2026-05-01T10:00:00Z.")
+        ],
         responses={
             200: PolymorphicProxySerializer(
                 component_name="Activations",

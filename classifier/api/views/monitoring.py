@@ -188,7 +188,8 @@ class MonitoringActionMixin:
     @action(detail=True, methods=["get"], permission_classes=[IsAuthenticated])
     def monitoring(self, request, name: str):
         model = self.get_object()
-        query = MonitoringQuerySerializer(data=request.query_params)
+        # A plain dict: DRF would read an empty form value ("until=") as absent; here it is a 400.
+        query = MonitoringQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         version = None
         number = query.validated_data.get("version")
