@@ -77,18 +77,8 @@ class MLModelAdmin(PageTitlesMixin, MonitoringAdminMixin, admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    readonly_fields = (
-        "name",
-        "algorithm",
-        "active",
-        "active_metrics",
-        "monitoring",
-        "challenger",
-        "challenger_record",
-        "activation_history",
-        "created_at",
-        "updated_at",
-    )
+    # Everything on the page but the description is computed or owned by the registry.
+    readonly_fields = tuple(field for field in fields if field != "description")
     actions = ("stop_challenger",)
 
     def get_queryset(self, request):
