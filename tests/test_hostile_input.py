@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
@@ -181,12 +182,29 @@ def test_odd_filters_on_the_prediction_log_are_answered_in_json(reader, knn_mode
 
 
 @pytest.mark.parametrize(
-    "moment", ["0272-06-23T22:57:03+19:09", "0001-01-01T00:00:00+10:00", "9999-12-31T23:00:00-10:00"]
+    "moment",
+    [
+        "0272-06-23T22:57:03+19:09",
+        "1136-10-12T09:47:31-17:57",
+        "0001-01-01T00:00:00+10:00",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:00:00-10:00",
+    ],
 )
 def test_times_with_any_offset_or_at_the_ends_of_the_calendar_filter_the_log(reader, knn_model, moment):
     """ISO 8601 allows offsets PostgreSQL does not, and instants Python cannot hold in UTC."""
     for name in ("created_after", "created_before"):
         response = reader.get(f"/api/v1/predictions?{name}={quote(moment)}")
+        assert response.status_code == 200, response.content
+    response = reader.get(f"/api/v1/models/knn/activations?at={quote(moment)}")
+    assert response.status_code == 200, response.content
+    assert datetime.fromisoformat(response.json()["at"]) <= datetime.max.replace(tzinfo=UTC)
+    response = reader.get(f"/api/v1/models/knn/monitoring?until={quote(moment)}")
+    assert response.status_code == 200, response.content
+    response = reader.get(f"/api/v1/models/knn/monitoring?since={quote(moment)}")
+    if moment.startswith("9999"):  # a window that would start after it ends
+        assert response.status_code == 400 and "since" in response.json()["errors"], response.content
+    else:
         assert response.status_code == 200, response.content
 
 

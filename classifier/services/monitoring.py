@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from ..monitoring.reference import Reference, profile_build
 logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(days=7)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 SHIPPED_DATASET = "shipped dataset"
 _COLUMNS = (*FIELDS, "species_id", "true_species_id", "latency_ms")
 
@@ -43,7 +44,8 @@ class MonitoringError(DomainError):
 def monitoring_window(*, since: datetime | None = None, until: datetime | None = None) -> tuple[datetime, datetime]:
     """The window's bounds: ``until`` defaults to now, ``since`` to 7 days before ``until``."""
     until = until or timezone.now()
-    since = since or until - WINDOW
+    if since is None:  # near the start of the calendar the window is shorter (and may be empty)
+        return (until - WINDOW if until - EARLIEST > WINDOW else EARLIEST), until
     if since >= until:
         raise MonitoringError("since must be earlier than until.", field="since")
     return since, until

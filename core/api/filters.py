@@ -7,12 +7,13 @@ ways): no stripped spaces, no "1.0" for an integer, no "yes" for a boolean.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 from django import forms
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
+
+from core.times import as_utc
 
 NO_NUL_PATTERN = "^[^\\x00]*$"
 
@@ -56,21 +57,11 @@ class BooleanFilter(filters.BooleanFilter):
 
 
 class UtcDateTimeField(IsoDateTimeField):
-    """An ISO 8601 time, turned into UTC before it reaches the database.
-
-    PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows (``+19:09``). An instant
-    that Python cannot hold in UTC (year 1 at +10:00 is still year 0 in UTC) lies before or
-    after every row, so it becomes the earliest or latest time there is.
-    """
+    """An ISO 8601 time, turned into UTC before it reaches the database (see ``as_utc``)."""
 
     def to_python(self, value):
         value = super().to_python(value)
-        if value is None:
-            return None
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
+        return None if value is None else as_utc(value)
 
 
 class IsoDateTimeFilter(filters.IsoDateTimeFilter):

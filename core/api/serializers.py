@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.times import as_utc
+
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong and how to fix it.")
@@ -45,3 +47,10 @@ class StrictIntegerField(serializers.IntegerField):
         if isinstance(data, str | bool | float):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time as the database can compare it: in UTC, clamped where UTC cannot hold it."""
+
+    def enforce_timezone(self, value):
+        return as_utc(value)

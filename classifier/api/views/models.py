@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.http import Http404
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -33,6 +32,7 @@ from core.api.lean import LeanPostMixin
 from core.api.mixins import ApiV1Mixin
 from core.api.permissions import CHANGE_MODEL, ReadOpenWriteStaff, staff_with_permission
 from core.api.schema import error, errors
+from core.times import as_utc
 
 from ..filters import ModelFilter, ModelVersionFilter
 from ..serializers import (
@@ -163,11 +163,13 @@ class MLModelViewSet(
     def activations(self, request, name: str):
         model = self.get_object()
         if "at" in request.query_params:
-            moment = parse_datetime(request.query_params["at"].strip().replace(" ", "+"))
+            try:
+                moment = parse_datetime(request.query_params["at"].strip().replace(" ", "+"))
+            except ValueError:  # well formed, but no such time (month 13)
+                moment = None
             if moment is None:
                 raise ValidationError({"at": ["Give an ISO 8601 time such as 2026-05-01T10:00:00Z."]})
-            if timezone.is_naive(moment):
-                moment = timezone.make_aware(moment, timezone.utc)
+            moment = as_utc(moment)
             version = selectors.version_serving_at(model=model, at=moment)
             data = {"model": model.name, "at": moment, "version": version.number if version else None}
             return Response(ServingAtSerializer(data).data)

@@ -16,14 +16,15 @@ from rest_framework.response import Response
 from classifier.models import MonitoringReport
 from classifier.services.monitoring import monitoring_report
 from core.api.schema import error, errors
+from core.api.serializers import UtcDateTimeField
 
 VERDICTS = [choice.value for choice in MonitoringReport.Verdict]
 
 
 class MonitoringQuerySerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = UtcDateTimeField(required=False)
+    until = UtcDateTimeField(required=False)
 
 
 class MonitoringWindowSerializer(serializers.Serializer):
