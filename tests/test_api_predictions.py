@@ -122,10 +122,10 @@ def test_cursor_pagination_visits_every_row_once(user_client, knn_model, api_cli
     assert pages == 7
 
 
-def test_an_invalid_cursor_is_a_json_404(user_client, log):
+def test_an_invalid_cursor_is_a_json_400_naming_the_cursor(user_client, log):
     response = user_client.get("/api/v1/predictions?cursor=garbage")
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    assert response.status_code == 400
+    assert "next or previous link" in response.json()["errors"]["cursor"][0]
 
 
 @pytest.mark.postgres

@@ -34,14 +34,14 @@ def cursor(text: str) -> str:
 
 @pytest.mark.parametrize("path", ["/api/v1/predictions", "/api/v1/training-runs"])
 @pytest.mark.parametrize("position", ["p=abc", "o=1&p=abc", "p=1.5", "p=%D9%A1", "p=" + "9" * 40])
-def test_a_cursor_whose_position_is_not_a_whole_number_is_the_documented_invalid_cursor_answer(
+def test_a_cursor_whose_position_is_not_a_whole_number_is_a_400_naming_the_cursor(
     staff_client, knn_model, path, position
 ):
-    """Not a 500: the 404 "Invalid cursor" every cursor that is not one of ours gets (as documented)."""
+    """Not a 500 from the query it would reach: the 400 every cursor that is not one of ours gets."""
     client = staff_client
     client.post("/classify/knn", ADELIE, format="json")
-    body = assert_json_error(client.get(path, {"cursor": cursor(position)}), {404})
-    assert "Invalid cursor" in body["detail"], body
+    body = assert_json_error(client.get(path, {"cursor": cursor(position)}), {400})
+    assert "Invalid cursor" in body["errors"]["cursor"][0], body
 
 
 @pytest.mark.parametrize("depth", [100, 600, 900])

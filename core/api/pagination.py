@@ -27,17 +27,23 @@ class NewestFirstCursorPagination(CursorPagination):
             {self.page_size_query_param: [f"Expected a whole number from 1 to {self.max_page_size}; got {raw[:20]!r}."]}
         )
 
+    invalid_cursor_message = "Invalid cursor: take it from a page's next or previous link."
+
     def decode_cursor(self, request) -> Cursor | None:
         """DRF's decoding, plus: the position must be a whole number (it is compared with ids).
 
-        A cursor whose position is not one (``p=abc``) is refused like any other cursor that
-        is not one of ours: 404 "Invalid cursor" (the documented answer), never a 500 from
-        the query it would reach.
+        Every cursor that is not one of ours is a 400 naming ``cursor`` (DRF answers 404), and
+        one whose position is not a whole number (``p=abc``) never reaches the query.
         """
-        decoded = super().decode_cursor(request)
-        if decoded is not None and decoded.position is not None:
-            if not re.fullmatch(r"[0-9]{1,18}", decoded.position):
-                raise NotFound(self.invalid_cursor_message)
+        try:
+            decoded = super().decode_cursor(request)
+        except NotFound:
+            decoded = None
+            valid = False
+        else:
+            valid = decoded is None or decoded.position is None or re.fullmatch(r"[0-9]{1,18}", decoded.position)
+        if not valid:
+            raise ValidationError({self.cursor_query_param: [self.invalid_cursor_message]}, code="invalid_cursor")
         return decoded
 
     def get_schema_operation_parameters(self, view) -> list[dict]:

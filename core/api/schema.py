@@ -59,7 +59,11 @@ _ERRORS: dict[int, tuple[str, dict]] = {
 
 # Examples shared by the list and detail views of every app.
 NOT_FOUND = {"detail": "Not found.", "code": "not_found"}
-INVALID_CURSOR = {"detail": "Invalid cursor", "code": "not_found"}
+INVALID_CURSOR = {
+    "detail": "Invalid input.",
+    "code": "invalid",
+    "errors": {"cursor": ["Invalid cursor: take it from a page's next or previous link."]},
+}
 
 
 def error(status: int, description: str | None = None, example: dict | None = None) -> OpenApiResponse:

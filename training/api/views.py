@@ -53,8 +53,8 @@ RUN_EXAMPLE = {
         tags=["training"],
         responses={
             200: TrainingRunSerializer(many=True),
-            **errors(400, 401, 403),
-            404: error(404, "The cursor is not valid (take it from `next`/`previous`).", INVALID_CURSOR),
+            **errors(401, 403),
+            400: error(400, "A filter or the cursor is not valid (take the cursor from `next`/`previous`).", INVALID_CURSOR),
         },
     ),
     retrieve=extend_schema(

@@ -26,8 +26,8 @@ from ..serializers import FeedbackRequestSerializer, PredictionSerializer
         tags=["predictions"],
         responses={
             200: PredictionSerializer(many=True),
-            **errors(400, 401),
-            404: error(404, "The cursor is not valid (take it from `next`/`previous`).", INVALID_CURSOR),
+            **errors(401),
+            400: error(400, "A filter or the cursor is not valid (take the cursor from `next`/`previous`).", INVALID_CURSOR),
         },
     ),
     retrieve=extend_schema(
