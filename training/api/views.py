@@ -54,7 +54,7 @@ RUN_EXAMPLE = {
         responses={
             200: TrainingRunSerializer(many=True),
             **errors(401, 403),
-            400: error(400, "A filter or the cursor is not valid (take the cursor from `next`/`previous`).", INVALID_CURSOR),
+            400: error(400, "A bad filter, or a cursor not from `next`/`previous`.", INVALID_CURSOR),
         },
     ),
     retrieve=extend_schema(

@@ -27,7 +27,7 @@ from ..serializers import FeedbackRequestSerializer, PredictionSerializer
         responses={
             200: PredictionSerializer(many=True),
             **errors(401),
-            400: error(400, "A filter or the cursor is not valid (take the cursor from `next`/`previous`).", INVALID_CURSOR),
+            400: error(400, "A bad filter, or a cursor not from `next`/`previous`.", INVALID_CURSOR),
         },
     ),
     retrieve=extend_schema(
