@@ -36,11 +36,18 @@ def test_setting_and_clearing_a_challenger_under_load_loses_nothing_and_never_an
     def answered_after(clients, moment: float) -> int:
         return sum(1 for answer in clients.snapshot() if answer.status == 200 and answer.started > moment)
 
+    def shadowed_rows() -> int:
+        sql = "SELECT count(*) FROM classifier_prediction WHERE challenger_version_id IS NOT NULL"
+        return stack.pg.query(sql)[0][0]
+
     with Clients(CLIENTS, send) as clients:
         for _ in range(2):
             wait_for(lambda: answered_after(clients, 0) >= 4 * CLIENTS, timeout=60, what="answers")
+            shadowed_before = shadowed_rows()
             assert http("PUT", url, {"version": 2}, headers=staff).status == 200
             moment = time.monotonic()
+            # Every worker picks the challenger up within a registry refresh (1 s by default).
+            wait_for(lambda before=shadowed_before: shadowed_rows() > before, timeout=30, what="shadowed rows")
             wait_for(lambda moment=moment: answered_after(clients, moment) >= 4 * CLIENTS, timeout=60, what="more")
             assert http("DELETE", url, headers=staff).status == 200
             moment = time.monotonic()
