@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -600,14 +601,21 @@ def section_profile(env, logs, workdir: Path, seconds: int, kinds: list[str]) ->
     for kind in kinds:
         with serving(kind, env, logs) as server:
             warm(server, ["randomforest"], body, body_file)
-            raw = workdir / f"profile-{kind}.txt"
-            spy = record(server.workers()[0], seconds, raw)
+            # Every worker: wrk's 8 kept-alive connections need not reach each of them.
+            spies = []
+            for pid in server.workers():
+                raw = workdir / f"profile-{kind}-{pid}.txt"
+                spies.append((raw, record(pid, seconds, raw)))
             result = measured_load(server, path="/classify/randomforest", body_file=body_file, seconds=seconds)
-            _, error = spy.communicate(timeout=seconds + 60)
-            if not raw.exists():
-                say(f"\n(profile: py-spy failed: {error.decode(errors='replace')[-300:]})")
-                return
-        counts, total = layer_shares(raw)
+            counts, total = Counter(), 0
+            for raw, spy in spies:
+                _, error = spy.communicate(timeout=seconds + 60)
+                if not raw.exists():
+                    say(f"\n(profile: py-spy failed: {error.decode(errors='replace')[-300:]})")
+                    return
+                worker_counts, worker_total = layer_shares(raw)
+                counts += worker_counts
+                total += worker_total
         worker_ms = result.cpu_seconds / max(1, result.requests) * 1000
         database_ms = result.db_cpu_seconds / max(1, result.requests) * 1000
         columns[kind] = {layer: counts.get(layer, 0) / max(1, total) * worker_ms for layer in ORDER}
