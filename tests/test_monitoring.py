@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from django.utils import timezone
@@ -262,6 +264,9 @@ def test_admin_monitoring_page_shows_the_drift_mix_accuracy_and_histograms(admin
     assert page.status_code == 200
     text = page.content.decode()
     assert "DRIFT" in text and "Drifting features: 4 of 7" in text
+    assert re.search(r"Predicted species mix: (<strong>drift</strong>|no drift) \(chi-squared p = [0-9.e+-]+\)", text)
+    assert re.search(r"from \d{4}-\d\d-\d\d \d\d:\d\d to \d{4}-\d\d-\d\d \d\d:\d\d UTC", text)
+    assert re.search(r'name="since" value="\d{4}-\d\d-\d\dT\d\d:\d\d"', text)  # the window in use
     assert "Predictions per day" in text and "Predicted species mix against training" in text
     assert "95% Wilson interval" in text and "Live accuracy (labelled predictions)" in text
     for name in ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"):

@@ -227,6 +227,11 @@ class MonitoringAdminMixin:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(request.path)
         context["drifted_count"] = sum(feature["drift"] for feature in context["report"]["features"])
+        # The window in use, in UTC, for the header and as the form's starting values.
+        for end in ("since", "until"):
+            moment = datetime.fromisoformat(context["report"]["window"][end])
+            context[f"window_{end}"] = moment
+            context[f"window_{end}_input"] = moment.strftime("%Y-%m-%dT%H:%M")
         return TemplateResponse(request, "admin/classifier/mlmodel/monitoring.html", context)
 
 
