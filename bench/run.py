@@ -589,7 +589,7 @@ def section_single(
 
 
 def section_profile(env, logs, workdir: Path, seconds: int, kinds: list[str]) -> None:
-    """py-spy on one worker of each server while wrk loads it: CPU per request, by layer."""
+    """py-spy on every worker of each server while wrk loads it: CPU per request, by layer."""
     if py_spy() is None:
         say("\n(profile: needs py-spy: `.venv/bin/pip install -r requirements-dev.txt`)")
         return
@@ -639,7 +639,7 @@ def section_profile(env, logs, workdir: Path, seconds: int, kinds: list[str]) ->
     )
     header = ["layer"] + [c for kind in kinds for c in (f"{kind} ms/req", "share")]
     table(
-        f"Profile: CPU per POST /classify/randomforest by layer (py-spy on one worker, wrk -t2 -c8, {seconds} s; "
+        f"Profile: CPU per POST /classify/randomforest by layer (py-spy on every worker, wrk -t2 -c8, {seconds} s; "
         f"load average {os.getloadavg()[0]:.1f})",
         header,
         rows,
