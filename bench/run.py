@@ -55,12 +55,15 @@ from tests.support.service import LiveServer, gunicorn  # noqa: E402
 
 # What each server is (for the tables' notes), and the environment that makes it so.
 SERVERS = {
-    "django": "the service as configured by default: lean predict path, rate-limit counts in Redis in batches, "
-    "one durable INSERT per answer (synchronous commit), 4 threaded workers (penguinsite/gunicorn.conf.py)",
+    "django": "the service as configured by default: classify answered at the WSGI level (the classify door), "
+    "rate-limit counts in Redis in batches, one durable INSERT per answer (synchronous commit), 4 threaded workers "
+    "(penguinsite/gunicorn.conf.py)",
     "bare": "bench/bare_app.py: same JSON parsing and loaded model, no Django, no database",
     "old": "the earlier service's pattern: unpickle the model file on every request, scikit-learn predict",
-    "django-full": "the service with both levers off (PENGUIN_LEAN_PREDICT=0, PENGUIN_THROTTLE_BATCH=1): every "
-    "middleware, DRF's full dispatch, one Redis round trip per request, as before this change",
+    "django-full": "the service with every lever off (PENGUIN_LEAN_PREDICT=0, which also closes the classify door, "
+    "and PENGUIN_THROTTLE_BATCH=1): every middleware, DRF's full dispatch, one Redis round trip per request",
+    "django-nodoor": "PENGUIN_CLASSIFY_DOOR=0: classify through Django's handler and the lean DRF path "
+    "(the reduced middleware list kept)",
     "django-nolean": "PENGUIN_LEAN_PREDICT=0: every middleware and DRF's full dispatch (rate-limit batches kept)",
     "django-nobatch": "PENGUIN_THROTTLE_BATCH=1: one Redis round trip per request (lean path kept)",
     "django-sync": "gunicorn's sync workers (4, one request at a time each, no keep-alive), all else as django",
@@ -74,6 +77,7 @@ SERVERS = {
 }
 VARIANT_ENV = {
     "django-full": {"PENGUIN_LEAN_PREDICT": "0", "PENGUIN_THROTTLE_BATCH": "1"},
+    "django-nodoor": {"PENGUIN_CLASSIFY_DOOR": "0"},
     "django-nolean": {"PENGUIN_LEAN_PREDICT": "0"},
     "django-nobatch": {"PENGUIN_THROTTLE_BATCH": "1"},
     "django-sync": {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_THREADS": "1"},
@@ -86,7 +90,7 @@ VARIANT_ENV = {
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
 KINDS = tuple(SERVERS)
-DEFAULT_KINDS = ("django", "bare", "old", "django-full", "django-sync", "bare-sync", "old-sync")
+DEFAULT_KINDS = ("django", "bare", "old", "django-nodoor", "django-full", "django-sync", "bare-sync", "old-sync")
 SECTIONS = ("training", "compute", "single", "memory", "profile", "batch", "scale")
 ADELIE = EXAMPLES["Adelie"]
 TARGETS: list[tuple[str, str, bool | None]] = []  # (target, measured, met)

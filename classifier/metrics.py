@@ -52,17 +52,44 @@ MODEL_CACHE_LOADS = Counter(
 )
 
 
+# The labelled children, kept here: ``labels()`` validates the labels and takes a lock on
+# every call, which cost more than the increments themselves on a classify request.
+_http_children: dict[tuple[str, str, int], tuple] = {}
+_prediction_children: dict[tuple[str, int, int], object] = {}
+
+
 def http_request_observe(*, method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-    HTTP_REQUEST_SECONDS.labels(method=method, route=route).observe(seconds)
+    key = (method, route, status)
+    children = _http_children.get(key)
+    if children is None:
+        children = _http_children.setdefault(
+            key,
+            (
+                HTTP_REQUESTS.labels(method=method, route=route, status=str(status)),
+                HTTP_REQUEST_SECONDS.labels(method=method, route=route),
+            ),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def predictions_record(*, model_name: str, version_number: int, species_ids: np.ndarray) -> None:
     """Count a batch of logged predictions: one increment per species, not per row."""
-    codes, counts = np.unique(np.asarray(species_ids), return_counts=True)
-    version = str(version_number)
-    for code, count in zip(codes.tolist(), counts.tolist()):
-        PREDICTIONS.labels(model=model_name, version=version, species=SPECIES.get(code, str(code))).inc(count)
+    codes = np.asarray(species_ids)
+    if codes.size == 1:
+        counted = [(int(codes.flat[0]), 1)]
+    else:
+        unique, counts = np.unique(codes, return_counts=True)
+        counted = zip(unique.tolist(), counts.tolist())
+    for code, count in counted:
+        key = (model_name, version_number, code)
+        child = _prediction_children.get(key)
+        if child is None:
+            child = _prediction_children.setdefault(
+                key,
+                PREDICTIONS.labels(model=model_name, version=str(version_number), species=SPECIES.get(code, str(code))),
+            )
+        child.inc(count)
 
 
 def _exposition_registry() -> CollectorRegistry:

@@ -77,7 +77,7 @@ class JsonErrorMiddleware:
 
 # A client may name its request (X-Request-ID) so its logs line up with ours; anything
 # odd (too long, spaces, quotes, control characters) is replaced by a fresh id.
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
@@ -90,7 +90,7 @@ class RequestIdMiddleware:
     def __call__(self, request):
         # META, not request.headers: building the headers mapping costs more than the rest of this.
         supplied = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = supplied if _SANE_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        request_id = supplied if SANE_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         request.request_id = request_id
         with request_id_bound(request_id):
             response = self.get_response(request)

@@ -229,6 +229,10 @@ PENGUIN_THROTTLE_BATCH = env_int("PENGUIN_THROTTLE_BATCH", 50, minimum=1)
 # auth or message middleware, no DRF request wrapper or content negotiation, orjson in and
 # out. Same answers, limits and errors; off runs them through the full stack.
 PENGUIN_LEAN_PREDICT = env_bool("PENGUIN_LEAN_PREDICT", True)
+# On the lean path, POST /classify/<name> is answered at the WSGI level, below Django's
+# handler (penguinsite/classify_door.py); anything but a 200 or a failed log write still
+# goes through Django. Off: the lean DRF path answers it too.
+PENGUIN_CLASSIFY_DOOR = env_bool("PENGUIN_CLASSIFY_DOOR", True)
 
 # Bodies larger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PENGUIN_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)

@@ -3,8 +3,10 @@
 Two Django handlers share the URLconf: the full one, and one with ``PREDICT_MIDDLEWARE``
 (settings) for POSTs to the predict doors that carry no cookie, which is how scripts and
 services call them. Such a call has no session, CSRF token or messages to handle, and skipping
-those middlewares saves a tenth of its CPU. Anything else (the admin, a browser with its
-session cookie, every GET) goes through the full stack.
+those middlewares saves a tenth of its CPU. Of those, a token-less POST /classify/<name> is
+answered below Django's handler (penguinsite/classify_door.py), which hands anything but a
+plain answer back to the predict handler. Anything else (the admin, a browser with its session
+cookie, every GET) goes through the full stack.
 """
 
 import gc
@@ -45,6 +47,8 @@ def application(environ, start_response):
         and "HTTP_COOKIE" not in environ
         and PREDICT_PATHS.fullmatch(environ.get("PATH_INFO", ""))
     ):
+        if classify_door.door_open(environ):
+            return classify_door.classify(environ, start_response, predict_application)
         return predict_application(environ, start_response)
     return full_application(environ, start_response)
 
@@ -54,4 +58,6 @@ def application(environ, start_response):
 # lives as long as the worker, and scanning it again and again cost ~130 ms whenever a request
 # (a 10,000-row batch in particular) happened to trigger a full collection.
 import_module(settings.ROOT_URLCONF)
+from . import classify_door  # noqa: E402  (imports the views: after the URLconf, like a request would)
+
 gc.freeze()

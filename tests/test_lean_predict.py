@@ -4,75 +4,20 @@ Redis in batches and the limit holds within the stated tolerance."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import uuid
 
 import pytest
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.test import RequestFactory
 
 from classifier.models import Prediction
 from core.api import throttling
 from core.api.throttling import AnonRateThrottle, FixedWindowRateThrottle, PendingCounts
-from penguinsite.wsgi import application
 from tests.support.data import ADELIE
 from tests.support.models import broker_url
+from tests.support.wsgi import wsgi
 
 pytestmark = pytest.mark.django_db
-
-
-@contextlib.contextmanager
-def same_connection():
-    """As Django's test client does: the request must not close the test's transaction."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        yield
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
-
-
-def wsgi(method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, dict[str, list[str]], bytes]:
-    """One request through penguinsite.wsgi.application, as gunicorn calls it."""
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "HTTP_HOST": "127.0.0.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": io.StringIO(),
-        "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        **headers,
-    }
-    answer: dict = {}
-
-    def start_response(status, response_headers, exc_info=None):
-        answer["status"] = int(status.split()[0])
-        answer["headers"] = {}
-        for name, value in response_headers:
-            answer["headers"].setdefault(name.lower(), []).append(value)
-
-    with same_connection():
-        chunks = application(environ, start_response)
-        try:
-            data = b"".join(chunks)
-        finally:
-            chunks.close()
-    return answer["status"], answer["headers"], data
 
 
 def test_a_cookieless_classify_answers_as_before_and_logs_its_row(knn_model):

@@ -76,14 +76,22 @@ class ClassifyView(LeanPostMixin, APIView):
         ],
     )
     def post(self, request, name: str):
-        started = time.perf_counter()
-        live_registry.entry(name)  # 404 before looking at the body
-        matrix = parse_one(request.data)
-        outcome = prediction_make(
-            model_name=name, matrix=matrix, endpoint=Prediction.Endpoint.CLASSIFY, started=started
-        )
-        species_id = int(outcome.species_ids[0])
-        response = Response({"model": name, "species_id": species_id, "species_name": SPECIES[species_id]})
-        response["X-Model-Version"] = str(outcome.version_number)
-        response["X-Prediction-Id"] = str(outcome.prediction_ids[0])
+        body, headers = classify_answer(name=name, data=request.data, started=time.perf_counter())
+        response = Response(body)
+        for header, value in headers.items():
+            response[header] = value
         return response
+
+
+def classify_answer(*, name: str, data: object, started: float) -> tuple[dict, dict[str, str]]:
+    """POST /classify/<name>'s answer to a parsed body, logged before it returns: (body, headers).
+
+    Raises what the view turns into errors: ModelNotFound (checked before the body, so an
+    unknown model is a 404 whatever was sent), InputError, ModelBroken, DatabaseError.
+    """
+    live_registry.entry(name)
+    matrix = parse_one(data)
+    outcome = prediction_make(model_name=name, matrix=matrix, endpoint=Prediction.Endpoint.CLASSIFY, started=started)
+    species_id = int(outcome.species_ids[0])
+    body = {"model": name, "species_id": species_id, "species_name": SPECIES[species_id]}
+    return body, {"X-Model-Version": str(outcome.version_number), "X-Prediction-Id": str(outcome.prediction_ids[0])}

@@ -1,0 +1,184 @@
+"""POST /classify/<name> answered at the WSGI level, for the calls that need nothing more.
+
+A script's classify call (no cookie, no Authorization header) needs a request id, the
+anonymous rate limit, its body read and checked, the answer logged before it is sent, the
+request counted in the metrics and the headers every answer carries. Django's handler, URL
+resolver, middleware and DRF's dispatch cost more CPU than all of that together
+(bench/README.md), so this door does exactly those steps, with the same code: the view's
+``classify_answer``, DRF's throttle classes, the middleware's request-id rule, Django's own
+security and clickjacking middleware (run once per scheme to learn their headers), and
+Django's request_started/request_finished signals for the database connection's life cycle.
+
+It only ever answers 200, or 503 when the log cannot be written (the row was tried, so the
+request is not replayed). Everything else (a throttled client, a bad or oversized body, an
+unknown or broken model, an unknown Host, HTTPS redirects) is handed, body and all, to the
+Django path, which words every error as it always has: one place for errors and their wording.
+``PENGUIN_CLASSIFY_DOOR=0`` turns the door off.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import time
+import uuid
+from types import SimpleNamespace
+
+import orjson
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core import signals
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.db import DatabaseError, DataError
+from django.http import HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+
+from classifier import metrics
+from classifier.api.compat import ClassifyView, classify_answer
+from core.api.exceptions import error_body
+from core.errors import DATABASE_FAILURES, DATABASE_UNAVAILABLE
+
+from .logs import request_id_bound
+from .middleware import SANE_REQUEST_ID
+
+PREFIX = "/classify/"
+ROUTE = "/classify/<str:name>"  # the metrics' route label, as Django's resolver names it
+_ANONYMOUS = AnonymousUser()
+_ALLOW = ", ".join(ClassifyView().allowed_methods)
+_known_hosts: dict[tuple, bool] = {}
+
+
+def door_open(environ: dict) -> bool:
+    """Whether this request may take the door (the caller already checked: POST, no cookie)."""
+    path = environ.get("PATH_INFO", "")
+    return (
+        settings.PENGUIN_CLASSIFY_DOOR
+        and path.startswith(PREFIX)
+        and "HTTP_AUTHORIZATION" not in environ
+        and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        and path.isascii()
+        and "/" not in path[len(PREFIX) :]
+        and "\x00" not in path
+        and len(path) > len(PREFIX)
+        and not settings.DEBUG  # DEBUG's query log is emptied by Django's handler only
+        and not settings.DISALLOWED_USER_AGENTS
+        and not settings.PREPEND_WWW
+    )
+
+
+def classify(environ: dict, start_response, fallback) -> list[bytes]:
+    """Answer the classify call in ``environ``, or hand it to ``fallback`` (a WSGI app)."""
+    started = time.perf_counter()
+    secure = _is_secure(environ)
+    try:
+        declared = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = -1
+    if (
+        not 0 <= declared <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        or (settings.SECURE_SSL_REDIRECT and not secure)
+        or not _host_allowed(environ)
+    ):
+        return fallback(environ, start_response)
+    signals.request_started.send(sender=WSGIHandler, environ=environ)
+    body = environ["wsgi.input"].read(declared) if declared else b""
+    supplied = environ.get("HTTP_X_REQUEST_ID", "")
+    request_id = supplied if SANE_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+    name = environ["PATH_INFO"][len(PREFIX) :]
+    status, extra = "200 OK", ()
+    with request_id_bound(request_id):
+        try:
+            if not _admitted(environ) or len(body) < declared:
+                raise _HandOver
+            data = orjson.loads(body)  # what orjson refuses, the Django path words as before
+            answer, headers = classify_answer(name=name, data=data, started=started)
+        except DatabaseError as exc:
+            if isinstance(exc, DataError):
+                return _hand_over(environ, start_response, fallback, body)
+            # The row was tried: replaying could log it twice. The same 503 as the Django path.
+            DATABASE_FAILURES.failed(exc, environ["PATH_INFO"])
+            status, headers, extra = "503 Service Unavailable", {}, (("Retry-After", "5"),)
+            answer = error_body(DATABASE_UNAVAILABLE, "database_unavailable")
+        except Exception:
+            return _hand_over(environ, start_response, fallback, body)
+    payload = orjson.dumps(answer)
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            *headers.items(),
+            *extra,
+            ("Allow", _ALLOW),
+            ("Vary", "Accept"),
+            *_added_headers(secure),
+            ("Content-Length", str(len(payload))),
+            ("X-Request-ID", request_id),
+        ],
+    )
+    metrics.http_request_observe(
+        method="POST", route=ROUTE, status=int(status[:3]), seconds=time.perf_counter() - started
+    )
+    signals.request_finished.send(sender=WSGIHandler)
+    return [payload]
+
+
+class _HandOver(Exception):
+    """Not for this door: the Django path answers."""
+
+
+def _hand_over(environ: dict, start_response, fallback, body: bytes) -> list[bytes]:
+    environ["wsgi.input"] = io.BytesIO(body)
+    return fallback(environ, start_response)
+
+
+def _admitted(environ: dict) -> bool:
+    """The view's rate limits, counted as DRF counts them for an anonymous caller."""
+    request = SimpleNamespace(META=environ, user=_ANONYMOUS)
+    return all(throttle().allow_request(request, None) for throttle in ClassifyView.throttle_classes)
+
+
+def _is_secure(environ: dict) -> bool:
+    """HttpRequest.scheme's rule: the proxy's header when configured and sent, else the server's scheme."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        value = environ.get(header)
+        if value is not None:
+            return value.split(",", 1)[0].strip() == secure_value
+    return environ.get("wsgi.url_scheme") == "https"
+
+
+def _host_allowed(environ: dict) -> bool:
+    """Django's Host check (ALLOWED_HOSTS), remembered per distinct Host for this process."""
+    key = tuple(environ.get(name) for name in ("HTTP_X_FORWARDED_HOST", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT"))
+    allowed = _known_hosts.get(key)
+    if allowed is None:
+        try:
+            WSGIRequest({**environ, "wsgi.input": io.BytesIO()}).get_host()
+            allowed = True
+        except DisallowedHost:
+            allowed = False
+        if len(_known_hosts) > 1000:
+            _known_hosts.clear()
+        _known_hosts[key] = allowed
+    return allowed
+
+
+@functools.cache
+def _added_headers(secure: bool) -> tuple[tuple[str, str], ...]:
+    """What Django's security and clickjacking middleware add to a JSON answer, with these settings."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": PREFIX + "x",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "443" if secure else "80",
+        "wsgi.url_scheme": "https" if secure else "http",
+        "wsgi.input": io.BytesIO(),
+    }
+    request = WSGIRequest(environ)
+    request.is_secure = lambda: secure
+    response = SecurityMiddleware(XFrameOptionsMiddleware(lambda _: HttpResponse(content_type="application/json")))(
+        request
+    )
+    return tuple((header, value) for header, value in response.items() if header != "Content-Type")
