@@ -81,6 +81,12 @@ def _answers(server: LiveServer, path: str, status: int | None) -> bool:
     return answered and bool(server.workers())
 
 
+def _serving(server: LiveServer, path: str) -> bool:
+    if server.process.poll() is not None:
+        raise AssertionError(f"the server exited with {server.process.returncode}:\n{server.log_text()[-4000:]}")
+    return http("GET", f"{server.url}{path}", timeout=2).status != 0
+
+
 @contextlib.contextmanager
 def gunicorn(
     env: dict[str, str],
@@ -115,6 +121,22 @@ def gunicorn(
                 what=f"gunicorn to answer {ready_path}",
                 interval=0.2,
             )
+            yield server
+        finally:
+            stop_process(process, timeout=30)
+
+
+@contextlib.contextmanager
+def uvicorn(
+    env: dict[str, str], *, app: str, log: Path, ready_path: str = "/", timeout: float = 60
+) -> Iterator[LiveServer]:
+    """One uvicorn process serving the ASGI ``app`` on a free 127.0.0.1 port, once ``ready_path`` answers."""
+    with held_port() as port:
+        argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        process = start_process(argv, env=env, log=log)
+        server = LiveServer(url=f"http://127.0.0.1:{port}", port=port, process=process, log=log)
+        try:
+            wait_for(lambda: _serving(server, ready_path), timeout=timeout, what=f"uvicorn to answer {ready_path}")
             yield server
         finally:
             stop_process(process, timeout=30)
