@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("Prometheus metrics", ("prometheus_client/", "classifier/metrics.py")),
     ("DRF dispatch and content negotiation (or the lean path's)", ("rest_framework/", "core/api/lean.py")),
+    ("the classify door's own steps (request id, headers, hand-over)", ("penguinsite/classify_door.py",)),
     ("the view and the service call", ("classifier/api/", "classifier/serving_registry.py", "classifier/selectors.py")),
     ("the view and the service call", ("classifier/services/",)),
     (

@@ -74,6 +74,7 @@ SERVERS = {
     "old-sync": "the earlier service's pattern under sync workers",
     "django-w2": "2 workers instead of 4",
     "django-w6": "6 workers instead of 4",
+    "bare-w2": "bench/bare_app.py with 2 workers",
     "django-nohealth": "DATABASE_CONN_HEALTH_CHECKS=0: no SELECT 1 before the INSERT (still durable)",
     "django-relaxed": "PENGUIN_LOG_SYNC_COMMIT=0 and DATABASE_CONN_HEALTH_CHECKS=0: the INSERT does not wait for "
     "the WAL flush, and no SELECT 1 precedes it (not durable: not a contender, for reference)",
@@ -88,6 +89,7 @@ VARIANT_ENV = {
     "old-sync": {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_THREADS": "1"},
     "django-w2": {"GUNICORN_WORKERS": "2"},
     "django-w6": {"GUNICORN_WORKERS": "6"},
+    "bare-w2": {"GUNICORN_WORKERS": "2"},
     "django-nohealth": {"DATABASE_CONN_HEALTH_CHECKS": "0"},
     "django-relaxed": {"PENGUIN_LOG_SYNC_COMMIT": "0", "DATABASE_CONN_HEALTH_CHECKS": "0"},
 }
