@@ -82,8 +82,11 @@ def classify(environ: dict, start_response, fallback) -> list[bytes]:
         or not _host_allowed(environ)
     ):
         return fallback(environ, start_response)
+    try:
+        body = environ["wsgi.input"].read(declared) if declared else b""
+    except Exception:  # the client stalled or left mid-body: Django's path words that (400)
+        return fallback(environ, start_response)
     signals.request_started.send(sender=WSGIHandler, environ=environ)
-    body = environ["wsgi.input"].read(declared) if declared else b""
     supplied = environ.get("HTTP_X_REQUEST_ID", "")
     request_id = supplied if SANE_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
     name = environ["PATH_INFO"][len(PREFIX) :]

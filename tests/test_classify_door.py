@@ -152,3 +152,16 @@ def test_with_the_door_closed_classify_still_answers(knn_model, settings):
     settings.PENGUIN_CLASSIFY_DOOR = False
     status, headers, data = wsgi("POST", "/classify/knn", BODY)
     assert status == 200 and json.loads(data)["species_name"] == "Gentoo"
+
+
+class ClientLeftMidBody:
+    def read(self, *args):
+        raise OSError("the client went away")
+
+    readline = read
+
+
+def test_a_body_that_never_arrives_whole_is_a_400_naming_it_and_logs_nothing(knn_model):
+    status, _, data = wsgi("POST", "/classify/knn", BODY, **{"wsgi.input": ClientLeftMidBody()})
+    assert status == 400 and json.loads(data)["code"] == "body_incomplete"
+    assert Prediction.objects.count() == 0
