@@ -9,10 +9,11 @@ resolver, middleware and DRF's dispatch cost more CPU than all of that together
 security and clickjacking middleware (run once per scheme to learn their headers), and
 Django's request_started/request_finished signals for the database connection's life cycle.
 
-It only ever answers 200, or 503 when the log cannot be written (the row was tried, so the
-request is not replayed). Everything else (a throttled client, a bad or oversized body, an
-unknown or broken model, an unknown Host, HTTPS redirects) is handed, body and all, to the
-Django path, which words every error as it always has: one place for errors and their wording.
+It only ever answers 200, or the API's own refusal when the log cannot be written (503, or
+400 for a value the database cannot store; the row was tried, so the request is not
+replayed). Everything else (a throttled client, a bad or oversized body, an unknown or
+broken model, an unknown Host, HTTPS redirects) is handed, body and all, to the Django
+path, which words every error as it always has: one place for errors and their wording.
 ``PENGUIN_CLASSIFY_DOOR=0`` turns the door off.
 """
 
@@ -22,6 +23,7 @@ import functools
 import io
 import time
 import uuid
+from http import HTTPStatus
 from types import SimpleNamespace
 
 import orjson
@@ -30,15 +32,14 @@ from django.contrib.auth.models import AnonymousUser
 from django.core import signals
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
-from django.db import DatabaseError, DataError
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
+from rest_framework.settings import api_settings
 
 from classifier import metrics
 from classifier.api.compat import ClassifyView, classify_answer
-from core.api.exceptions import error_body
-from core.errors import DATABASE_FAILURES, DATABASE_UNAVAILABLE
 
 from .logs import request_id_bound
 from .middleware import SANE_REQUEST_ID
@@ -90,7 +91,7 @@ def classify(environ: dict, start_response, fallback) -> list[bytes]:
     supplied = environ.get("HTTP_X_REQUEST_ID", "")
     request_id = supplied if SANE_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
     name = environ["PATH_INFO"][len(PREFIX) :]
-    status, extra = "200 OK", ()
+    status = 200
     with request_id_bound(request_id):
         try:
             if not _admitted(environ) or len(body) < declared:
@@ -98,21 +99,19 @@ def classify(environ: dict, start_response, fallback) -> list[bytes]:
             data = orjson.loads(body)  # what orjson refuses, the Django path words as before
             answer, headers = classify_answer(name=name, data=data, started=started)
         except DatabaseError as exc:
-            if isinstance(exc, DataError):
-                return _hand_over(environ, start_response, fallback, body)
-            # The row was tried: replaying could log it twice. The same 503 as the Django path.
-            DATABASE_FAILURES.failed(exc, environ["PATH_INFO"])
-            status, headers, extra = "503 Service Unavailable", {}, (("Retry-After", "5"),)
-            answer = error_body(DATABASE_UNAVAILABLE, "database_unavailable")
+            # The row was tried, so the request is not replayed (that could log it twice); the
+            # API's exception handler words the refusal, as it does on the Django path.
+            refusal = api_settings.EXCEPTION_HANDLER(exc, {"request": SimpleNamespace(path=environ["PATH_INFO"])})
+            status, answer = refusal.status_code, refusal.data
+            headers = {name: value for name, value in refusal.items() if name != "Content-Type"}
         except Exception:
             return _hand_over(environ, start_response, fallback, body)
     payload = orjson.dumps(answer)
     start_response(
-        status,
+        f"{status} {HTTPStatus(status).phrase}",
         [
             ("Content-Type", "application/json"),
             *headers.items(),
-            *extra,
             ("Allow", _ALLOW),
             ("Vary", "Accept"),
             *_added_headers(secure),
@@ -120,9 +119,7 @@ def classify(environ: dict, start_response, fallback) -> list[bytes]:
             ("X-Request-ID", request_id),
         ],
     )
-    metrics.http_request_observe(
-        method="POST", route=ROUTE, status=int(status[:3]), seconds=time.perf_counter() - started
-    )
+    metrics.http_request_observe(method="POST", route=ROUTE, status=status, seconds=time.perf_counter() - started)
     signals.request_finished.send(sender=WSGIHandler)
     return [payload]
 
