@@ -40,6 +40,7 @@ from rest_framework.settings import api_settings
 
 from classifier import metrics
 from classifier.api.compat import ClassifyView, classify_answer
+from core.api.parsers import BoundedJSONParser
 
 from .logs import request_id_bound
 from .middleware import SANE_REQUEST_ID
@@ -52,17 +53,16 @@ _known_hosts: dict[tuple, bool] = {}
 
 
 def door_open(environ: dict) -> bool:
-    """Whether this request may take the door (the caller already checked: POST, no cookie)."""
-    path = environ.get("PATH_INFO", "")
+    """Whether this request may take the door (the caller already checked: a POST without a
+    cookie to /classify/<one path segment>)."""
+    path = environ["PATH_INFO"]
     return (
         settings.PENGUIN_CLASSIFY_DOOR
         and path.startswith(PREFIX)
         and "HTTP_AUTHORIZATION" not in environ
         and "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         and path.isascii()
-        and "/" not in path[len(PREFIX) :]
         and "\x00" not in path
-        and len(path) > len(PREFIX)
         and not settings.DEBUG  # DEBUG's query log is emptied by Django's handler only
         and not settings.DISALLOWED_USER_AGENTS
         and not settings.PREPEND_WWW
@@ -73,19 +73,11 @@ def classify(environ: dict, start_response, fallback) -> list[bytes]:
     """Answer the classify call in ``environ``, or hand it to ``fallback`` (a WSGI app)."""
     started = time.perf_counter()
     secure = _is_secure(environ)
-    try:
-        declared = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = -1
-    if (
-        not 0 <= declared <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        or (settings.SECURE_SSL_REDIRECT and not secure)
-        or not _host_allowed(environ)
-    ):
+    if (settings.SECURE_SSL_REDIRECT and not secure) or not _host_allowed(environ):
         return fallback(environ, start_response)
     try:
-        body = environ["wsgi.input"].read(declared) if declared else b""
-    except Exception:  # the client stalled or left mid-body: Django's path words that (400)
+        body = BoundedJSONParser.read_bounded(environ["wsgi.input"], environ)
+    except Exception:  # over the size limit (413) or the client left mid-body (400): Django's path words it
         return fallback(environ, start_response)
     signals.request_started.send(sender=WSGIHandler, environ=environ)
     supplied = environ.get("HTTP_X_REQUEST_ID", "")
@@ -94,7 +86,7 @@ def classify(environ: dict, start_response, fallback) -> list[bytes]:
     status = 200
     with request_id_bound(request_id):
         try:
-            if not _admitted(environ) or len(body) < declared:
+            if not _admitted(environ):
                 raise _HandOver
             data = orjson.loads(body)  # what orjson refuses, the Django path words as before
             answer, headers = classify_answer(name=name, data=data, started=started)

@@ -73,18 +73,13 @@ class LiveServer:
             return []
 
 
-def _answers(server: LiveServer, path: str, status: int | None) -> bool:
-    if server.process.poll() is not None:
-        raise AssertionError(f"gunicorn exited with {server.process.returncode}:\n{server.log_text()[-4000:]}")
-    answer = http("GET", f"{server.url}{path}", timeout=2)
-    answered = answer.status == status if status is not None else answer.status != 0
-    return answered and bool(server.workers())
-
-
-def _serving(server: LiveServer, path: str) -> bool:
+def _answers(server: LiveServer, path: str, status: int | None, *, workers: bool = True) -> bool:
+    """Whether the server answers ``path`` (with ``status``, or anything) and, for gunicorn, has workers."""
     if server.process.poll() is not None:
         raise AssertionError(f"the server exited with {server.process.returncode}:\n{server.log_text()[-4000:]}")
-    return http("GET", f"{server.url}{path}", timeout=2).status != 0
+    answer = http("GET", f"{server.url}{path}", timeout=2)
+    answered = answer.status == status if status is not None else answer.status != 0
+    return answered and (not workers or bool(server.workers()))
 
 
 @contextlib.contextmanager
@@ -136,7 +131,11 @@ def uvicorn(
         process = start_process(argv, env=env, log=log)
         server = LiveServer(url=f"http://127.0.0.1:{port}", port=port, process=process, log=log)
         try:
-            wait_for(lambda: _serving(server, ready_path), timeout=timeout, what=f"uvicorn to answer {ready_path}")
+            wait_for(
+                lambda: _answers(server, ready_path, None, workers=False),
+                timeout=timeout,
+                what=f"uvicorn to answer {ready_path}",
+            )
             yield server
         finally:
             stop_process(process, timeout=30)
