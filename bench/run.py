@@ -75,7 +75,9 @@ SERVERS = {
     "django-w2": "2 workers instead of 4",
     "django-w6": "6 workers instead of 4",
     "bare-w2": "bench/bare_app.py with 2 workers",
-    "django-nohealth": "DATABASE_CONN_HEALTH_CHECKS=0: no SELECT 1 before the INSERT (still durable)",
+    "django-nohealth": "DATABASE_CONN_HEALTH_CHECKS=0: no connection check before the INSERT (still durable)",
+    "django-ping": "DATABASE_HEALTH_CHECK_QUERY=1: Django's SELECT 1 before each request's INSERT instead of "
+    "reading the connection's socket",
     "django-relaxed": "PENGUIN_LOG_SYNC_COMMIT=0 and DATABASE_CONN_HEALTH_CHECKS=0: the INSERT does not wait for "
     "the WAL flush, and no SELECT 1 precedes it (not durable: not a contender, for reference)",
 }
@@ -91,6 +93,7 @@ VARIANT_ENV = {
     "django-w6": {"GUNICORN_WORKERS": "6"},
     "bare-w2": {"GUNICORN_WORKERS": "2"},
     "django-nohealth": {"DATABASE_CONN_HEALTH_CHECKS": "0"},
+    "django-ping": {"DATABASE_HEALTH_CHECK_QUERY": "1"},
     "django-relaxed": {"PENGUIN_LOG_SYNC_COMMIT": "0", "DATABASE_CONN_HEALTH_CHECKS": "0"},
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
@@ -101,6 +104,7 @@ DEFAULT_KINDS = (
     "old",
     "old-shipped",
     "django-nodoor",
+    "django-ping",
     "django-full",
     "django-sync",
     "bare-sync",

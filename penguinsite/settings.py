@@ -130,14 +130,21 @@ try:
     _database = dj_database_url.parse(
         _database_url,
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-        # A SELECT 1 before each request's first query, so a connection broken by a database
-        # restart is replaced without failing that request. Off saves that round trip on every
-        # request (a single classify does one INSERT otherwise); a broken connection then fails
-        # one request per worker with a 503 and is replaced for the next. See bench/README.md.
+        # Before each request's first query, a connection the database has ended (a restart,
+        # a terminated session) is replaced instead of failing that request. On PostgreSQL the
+        # check reads the socket and sends nothing while the connection is well (penguinsite/
+        # postgresql/base.py). Off, a broken connection fails one request per worker with a
+        # 503 and is replaced for the next.
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from exc
+# Django's SELECT 1 before every request, for a network path that drops idle connections
+# without closing them (some NATs and load balancers): the socket check cannot see that.
+_health_check_query = env_bool("DATABASE_HEALTH_CHECK_QUERY", False)
+if _database["ENGINE"] == "django.db.backends.postgresql":
+    _database["ENGINE"] = "penguinsite.postgresql"
+    _database["HEALTH_CHECK_QUERY"] = _health_check_query
 if _database["ENGINE"] == "django.db.backends.sqlite3":
     Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE transactions serialise writers up front, so two processes registering a

@@ -315,7 +315,9 @@ def test_the_version_detail_says_which_runtime_serves_it(api_client, knn_model, 
     assert "MajorityVote" in slow["runtime_reason"]
 
 
-@pytest.mark.parametrize("variable", ["PENGUIN_LOG_SYNC_COMMIT", "DATABASE_CONN_HEALTH_CHECKS"])
+@pytest.mark.parametrize(
+    "variable", ["PENGUIN_LOG_SYNC_COMMIT", "DATABASE_CONN_HEALTH_CHECKS", "DATABASE_HEALTH_CHECK_QUERY"]
+)
 def test_a_bad_value_for_a_speed_switch_stops_start_up_naming_it(variable):
     from tests.support.processes import django_start as start
 

@@ -1,7 +1,7 @@
 """Faults against the live service: gunicorn on a private PostgreSQL, 8 clients at once.
 
-The database is restarted under load, and a model is retrained and activated twice under
-load. What the clients saw is checked against the rows PostgreSQL holds afterwards.
+The database is restarted under load, its sessions are ended under load, and a model is
+retrained and activated twice under load. What the clients saw is checked against the rows PostgreSQL holds afterwards.
 """
 
 from __future__ import annotations
@@ -86,6 +86,25 @@ def test_postgres_restart_under_load_answers_json_503_then_recovers_and_every_20
     logged = logged_versions(stack, prediction_ids)
     missing = sorted(set(prediction_ids) - set(logged))
     assert not missing, f"{len(missing)} answers of {len(served)} have no Prediction row: {missing[:10]}"
+
+
+def test_sessions_the_database_ends_are_replaced_without_failing_a_request(live_stack):
+    stack = live_stack
+    with Clients(CLIENTS, classify_or_predict(stack, "knn")) as clients:
+        wait_for(lambda: ok_after(clients, 0) >= 4 * CLIENTS, timeout=60, what="the clients to be answered")
+        # Every worker thread's session ended by the server (pg_terminate_backend, as an
+        # idle-session timeout or an administrator would), PostgreSQL itself staying up.
+        ended = stack.pg.query(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        stack.pg.query("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", ([pid for (pid,) in ended],))
+        cut = time.monotonic()
+        wait_for(lambda: ok_after(clients, cut) >= 20 * CLIENTS, timeout=60, what="answers after the cut")
+
+    assert len(ended) >= 4
+    after = [answer for answer in clients.snapshot() if answer.started > cut]
+    failed = [(answer.status, answer.body[:200]) for answer in after if answer.status != 200]
+    assert not failed, f"{len(failed)} of {len(after)} requests failed after the sessions ended: {failed[:5]}"
 
 
 def test_retraining_twice_under_load_serves_every_request_with_a_version_that_exists(live_stack):
