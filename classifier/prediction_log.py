@@ -2,18 +2,17 @@
 
 ``services.predictions.prediction_log`` picks the writer. A 10,000-row batch through
 ``bulk_create`` spends about two seconds building model instances and a 20,000-parameter
-INSERT. Here the rows become tab-separated text with string templates (one pass over plain
-lists, no per-row ORM objects) and go to PostgreSQL in one ``COPY``; the ids are reserved
-from the table's sequence first, in one query, so every row's id is known without reading
-anything back.
+INSERT. Here the rows become one numpy record array in PostgreSQL's binary COPY format (no
+per-row Python objects, no number printed as text and parsed back) and go to PostgreSQL in
+one ``COPY``; the ids are reserved from the table's sequence first, in one query, so every
+row's id is known without reading anything back.
 """
 
 from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from django.conf import settings
@@ -36,23 +35,45 @@ COPY_COLUMNS = (
     "challenger_version_id",
     "challenger_species_id",
 )
-# One row's inputs as COPY text, tab-separated in FIELDS order: codes as whole numbers,
-# measurements as Python's shortest float repr (exactly the float that was parsed).
-_INPUT_TEMPLATE = "\t".join("%d" if RULES[field].integral else "%r" for field in FIELDS)
-_PROBABILITY_TEMPLATE = "\t".join(["%r"] * len(PROBABILITY_COLUMNS))
-NO_PROBABILITIES = "\t".join([r"\N"] * len(PROBABILITY_COLUMNS))
+
+# PostgreSQL's binary COPY format (the COPY page of its manual, "Binary Format"): a signature,
+# flags and header-extension length, then per row a 16-bit field count and each field as a
+# 32-bit length (-1 for NULL) followed by its bytes in network order; a 16-bit -1 ends it.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_BIGINT, _SMALLINT, _DOUBLE = ">i8", ">i2", ">f8"
+_TIMESTAMP_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz: microseconds since then
+# The inputs' column types in FIELDS order: codes are smallints, measurements doubles.
+_INPUT_TYPES = tuple(_SMALLINT if RULES[field].integral else _DOUBLE for field in FIELDS)
 
 
-def inputs_text(matrix: np.ndarray) -> list[str]:
-    """Each parsed row's seven input columns as COPY text."""
-    template = _INPUT_TEMPLATE
-    return [template % tuple(row) for row in matrix.tolist()]
+def binary_rows(columns: list[tuple[str | None, object]], count: int) -> bytes:
+    """``count`` rows in PostgreSQL's binary COPY format.
+
+    Each column is ``(type, values)``: a big-endian numpy type (``">i8"``, ``">f8"``,
+    ``"S7"`` for text of 7 bytes) and either ``count`` values or one value for every row;
+    ``(None, None)`` is NULL in every row. numpy converts each value to its column's type
+    exactly (the codes are whole numbers, the measurements the floats that were parsed).
+    """
+    layout = [("fields", ">i2")]
+    for index, (kind, _) in enumerate(columns):
+        layout.append((f"length{index}", ">i4"))
+        if kind is not None:
+            layout.append((f"value{index}", kind))
+    rows = np.empty(count, dtype=np.dtype(layout))
+    rows["fields"] = len(columns)
+    for index, (kind, values) in enumerate(columns):
+        if kind is None:
+            rows[f"length{index}"] = -1
+        else:
+            rows[f"length{index}"] = np.dtype(kind).itemsize
+            rows[f"value{index}"] = values
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
 
 
-def probabilities_text(probabilities: np.ndarray) -> list[str]:
-    """Each row's species probabilities (6 decimals, species-id order) as COPY text."""
-    template = _PROBABILITY_TEMPLATE
-    return [template % tuple(row) for row in probabilities.round(6).tolist()]
+def _microseconds(moment: datetime) -> int:
+    delta = moment - _TIMESTAMP_EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 _sequence: list[str] = []  # the id sequence's name, looked up once per process
@@ -77,37 +98,45 @@ def prediction_copy(
     version_id: int,
     created_at: datetime,
     endpoint: str,
-    inputs: Sequence[str],
-    species: Sequence[int],
-    probabilities: Sequence[str] | None,
+    matrix: np.ndarray,
+    species: np.ndarray,
+    probabilities: np.ndarray | None,
     latency_ms: float,
     challenger_version_id: int | None = None,
-    challenger_species: Sequence[int] | None = None,
+    challenger_species: np.ndarray | None = None,
 ) -> list[int]:
-    """Write the rows with one COPY (PostgreSQL only); returns their ids in row order.
-
-    Every value is a number or a fixed name, so no value needs COPY's escaping (no tab,
-    newline or backslash can occur inside one). ``inputs`` and ``probabilities`` come from
-    ``inputs_text`` and ``probabilities_text``.
+    """Write one row per row of ``matrix`` with one binary COPY (PostgreSQL only); returns
+    their ids in row order. Probabilities are stored to 6 decimals, as the answer gives them.
     """
-    ids = reserve_ids(len(inputs))
-    shared = f"\t{model_id}\t{version_id}\t{created_at.isoformat()}\t{endpoint}\t"
-    tail = f"\t{float(latency_ms)!r}\t"
-    proba = probabilities if probabilities is not None else [NO_PROBABILITIES] * len(inputs)
-    if challenger_species is None:
-        shadow = ["\\N\t\\N"] * len(inputs)  # NULL, tab, NULL
-    else:
-        shadow = [f"{challenger_version_id}\t{code}" for code in challenger_species]
-    text = "".join(
-        f"{row_id}{shared}{row_inputs}\t{code}\t{row_proba}{tail}{row_shadow}\n"
-        for row_id, row_inputs, code, row_proba, row_shadow in zip(ids, inputs, species, proba, shadow)
-    )
-    sql = f"COPY {Prediction._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+    count = len(matrix)
+    ids = reserve_ids(count)
+    name = endpoint.encode()
+    columns = [
+        (_BIGINT, ids),
+        (_BIGINT, model_id),
+        (_BIGINT, version_id),
+        (_BIGINT, _microseconds(created_at)),
+        (f"S{len(name)}", name),
+        *((kind, matrix[:, position]) for position, kind in enumerate(_INPUT_TYPES)),
+        (_SMALLINT, species),
+        *(
+            ((_DOUBLE, column) for column in probabilities.round(6).T)
+            if probabilities is not None
+            else [(None, None)] * len(PROBABILITY_COLUMNS)
+        ),
+        (_DOUBLE, latency_ms),
+        *(
+            [(_BIGINT, challenger_version_id), (_SMALLINT, challenger_species)]
+            if challenger_species is not None
+            else [(None, None), (None, None)]
+        ),
+    ]
+    sql = f"COPY {Prediction._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
     with connection.cursor() as cursor, connection.wrap_database_errors:
         # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests)
         # but does not translate its errors: a lost connection must be Django's DatabaseError
         # (a 503 with Retry-After, and the connection replaced) like any other query's.
-        cursor.copy_expert(sql, io.StringIO(text))
+        cursor.copy_expert(sql, io.BytesIO(binary_rows(columns, count)))
     return ids
 
 

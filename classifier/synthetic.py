@@ -18,12 +18,11 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.encoding import FIELDS
+from core.encoding import FIELDS, RULES
 
 from . import selectors
 from .models import PROBABILITY_COLUMNS, Prediction
 from .onnx_runtime import parity_features
-from .prediction_log import NO_PROBABILITIES, inputs_text, probabilities_text
 from .serving import load_entry
 
 CHUNK_ROWS = 100_000
@@ -39,6 +38,24 @@ COPY_COLUMNS = (
     "true_species_id",
     "feedback_at",
 )
+
+# One row's inputs as COPY text, tab-separated in FIELDS order: codes as whole numbers,
+# measurements as Python's shortest float repr (exactly the float that was parsed).
+_INPUT_TEMPLATE = "\t".join("%d" if RULES[field].integral else "%r" for field in FIELDS)
+_PROBABILITY_TEMPLATE = "\t".join(["%r"] * len(PROBABILITY_COLUMNS))
+NO_PROBABILITIES = "\t".join([r"\N"] * len(PROBABILITY_COLUMNS))
+
+
+def inputs_text(matrix: np.ndarray) -> list[str]:
+    """Each row's seven input columns as COPY text."""
+    template = _INPUT_TEMPLATE
+    return [template % tuple(row) for row in matrix.tolist()]
+
+
+def probabilities_text(probabilities: np.ndarray) -> list[str]:
+    """Each row's species probabilities (6 decimals, species-id order) as COPY text."""
+    template = _PROBABILITY_TEMPLATE
+    return [template % tuple(row) for row in probabilities.round(6).tolist()]
 
 
 class FillError(Exception):

@@ -9,16 +9,18 @@ import numpy as np
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from classifier import onnx_runtime, predict, prediction_log
+from classifier import onnx_runtime, predict
 from classifier.models import ModelVersion, Prediction
 from classifier.selectors import serving_entry
 from classifier.services import sync
+from classifier.services.predictions import prediction_log
 from classifier.serving import load_entry, loaded_cache
 from core.datasets import dataset_load
 from core.encoding import row_to_input
@@ -270,14 +272,53 @@ def test_a_logged_batch_keeps_every_rows_inputs_answer_and_probabilities_in_orde
         assert row.version_id == knn_model.pk and row.endpoint == "predict"
 
 
-def test_the_batch_writer_writes_the_same_values_as_one_row_at_a_time():
+def test_the_batch_writer_stores_the_same_values_as_one_row_at_a_time(knn_model):
     rng = np.random.default_rng(3)
     matrix = dataset_load(DATA).features()[rng.integers(0, 333, size=200)]
     matrix[:, 1:5] += rng.normal(0, 1e-3, size=(200, 4))  # awkward decimals
-    for text, row in zip(prediction_log.inputs_text(matrix), matrix):
-        expected = row_to_input(row)
-        columns = text.split("\t")
-        assert [type(value)(column) for value, column in zip(expected.values(), columns)] == list(expected.values())
+    probabilities = rng.dirichlet([1, 1, 1], size=200)
+    species = probabilities.argmax(axis=1) + 1
+    shadow = rng.integers(1, 4, size=200)
+    written = {
+        "batch": [(matrix, species, probabilities, shadow)],  # COPY on PostgreSQL
+        "one by one": [
+            (matrix[i : i + 1], species[i : i + 1], probabilities[i : i + 1], shadow[i : i + 1]) for i in range(200)
+        ],
+    }
+    stored = {}
+    before = timezone.now()
+    for how, calls in written.items():
+        ids = []
+        for rows, codes, proba, challenger in calls:
+            ids += prediction_log(
+                model_id=knn_model.model_id,
+                version_id=knn_model.pk,
+                matrix=rows,
+                species_ids=codes,
+                probabilities=proba,
+                latency_ms=2.5,
+                endpoint=Prediction.Endpoint.PREDICT,
+                challenger_version_id=knn_model.pk,
+                challenger_species_ids=challenger,
+            )
+        logged = Prediction.objects.in_bulk(ids)
+        stored[how] = [
+            (
+                row.inputs,
+                row.species_id,
+                row.probabilities,
+                row.latency_ms,
+                row.challenger_version_id,
+                row.challenger_species_id,
+                row.endpoint,
+            )
+            for row in (logged[pk] for pk in ids)
+        ]
+
+    assert stored["batch"] == stored["one by one"]
+    assert before <= Prediction.objects.earliest("id").created_at <= timezone.now()
+    assert [inputs for inputs, *_ in stored["batch"]] == [row_to_input(row) for row in matrix]
+    assert stored["batch"][0][2] == dict(zip(SPECIES_IDS, probabilities[0].round(6).tolist()))
 
 
 def test_convert_models_gives_an_older_version_the_fast_path(client, knn_model, artifacts_dir):

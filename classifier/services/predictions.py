@@ -51,21 +51,21 @@ def prediction_log(
                 )
             )
         ]
-    species_list = species_ids.tolist()
-    challenger_list = challenger_species_ids.tolist() if challenger_species_ids is not None else None
     if connection.vendor == "postgresql":
         return writers.prediction_copy(
             model_id=model_id,
             version_id=version_id,
             created_at=now,
             endpoint=endpoint,
-            inputs=writers.inputs_text(matrix),
-            species=species_list,
-            probabilities=writers.probabilities_text(probabilities) if probabilities is not None else None,
+            matrix=matrix,
+            species=species_ids,
+            probabilities=probabilities,
             latency_ms=latency_ms,
             challenger_version_id=challenger_version_id,
-            challenger_species=challenger_list,
+            challenger_species=challenger_species_ids,
         )
+    species_list = species_ids.tolist()
+    challenger_list = challenger_species_ids.tolist() if challenger_species_ids is not None else None
     count = len(species_list)
     proba_list = (
         probabilities.round(6).tolist() if probabilities is not None else [writers.NO_PROBABILITY_VALUES] * count

@@ -13,7 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from classifier.models import Prediction
-from classifier.predict import prediction_make
+from classifier.predict import PredictionOutcome, prediction_make
 from classifier.serving_registry import live_registry
 from core.api.exceptions import PayloadTooLarge
 from core.api.schema import error, errors
@@ -107,23 +107,26 @@ class PredictActionMixin:
             with_probabilities=True,
             started=self.started,
         )
-        # Plain lists and one comprehension: a 10,000-row answer is built in milliseconds.
-        species = outcome.species_ids.tolist()
-        probabilities = _rounded(outcome.probabilities).tolist()
-        rows = [
-            {
-                "prediction_id": prediction_id,
-                "species_id": code,
-                "species_name": SPECIES[code],
-                "probabilities": dict(zip(SPECIES_NAMES, proba)),
-            }
-            for prediction_id, code, proba in zip(outcome.prediction_ids, species, probabilities)
-        ]
-        response = Response(
-            {"model": outcome.model_name, "version": outcome.version_number, "count": len(rows), "predictions": rows}
-        )
+        response = Response(predict_answer(outcome))
         response["X-Model-Version"] = str(outcome.version_number)
         return response
+
+
+def predict_answer(outcome: PredictionOutcome) -> dict:
+    """The answer's body: every row's logged id, species and probabilities, in input order."""
+    # Plain lists and one comprehension: a 10,000-row answer is built in milliseconds.
+    species = outcome.species_ids.tolist()
+    probabilities = _rounded(outcome.probabilities).tolist()
+    rows = [
+        {
+            "prediction_id": prediction_id,
+            "species_id": code,
+            "species_name": SPECIES[code],
+            "probabilities": dict(zip(SPECIES_NAMES, proba)),
+        }
+        for prediction_id, code, proba in zip(outcome.prediction_ids, species, probabilities)
+    ]
+    return {"model": outcome.model_name, "version": outcome.version_number, "count": len(rows), "predictions": rows}
 
 
 def _rounded(probabilities: np.ndarray) -> np.ndarray:
