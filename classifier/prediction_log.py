@@ -106,7 +106,7 @@ def prediction_copy(
     challenger_species: np.ndarray | None = None,
 ) -> list[int]:
     """Write one row per row of ``matrix`` with one binary COPY (PostgreSQL only); returns
-    their ids in row order. Probabilities are stored to 6 decimals, as the answer gives them.
+    their ids in row order. Every value is stored as given.
     """
     count = len(matrix)
     ids = reserve_ids(count)
@@ -120,7 +120,7 @@ def prediction_copy(
         *((kind, matrix[:, position]) for position, kind in enumerate(_INPUT_TYPES)),
         (_SMALLINT, species),
         *(
-            ((_DOUBLE, column) for column in probabilities.round(6).T)
+            ((_DOUBLE, column) for column in probabilities.T)
             if probabilities is not None
             else [(None, None)] * len(PROBABILITY_COLUMNS)
         ),

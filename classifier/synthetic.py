@@ -18,7 +18,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.encoding import FIELDS, RULES
+from core.encoding import FIELDS, RULES, probabilities_rounded
 
 from . import selectors
 from .models import PROBABILITY_COLUMNS, Prediction
@@ -53,9 +53,9 @@ def inputs_text(matrix: np.ndarray) -> list[str]:
 
 
 def probabilities_text(probabilities: np.ndarray) -> list[str]:
-    """Each row's species probabilities (6 decimals, species-id order) as COPY text."""
+    """Each row's species probabilities (species-id order) as COPY text."""
     template = _PROBABILITY_TEMPLATE
-    return [template % tuple(row) for row in probabilities.round(6).tolist()]
+    return [template % tuple(row) for row in probabilities.tolist()]
 
 
 class FillError(Exception):
@@ -93,7 +93,8 @@ def _answers() -> tuple[np.ndarray, list[_Answers]]:
             no_numbers = (None,) * len(PROBABILITY_COLUMNS)
             proba_text, proba_rows = [NO_PROBABILITIES] * len(matrix), [no_numbers] * len(matrix)
         else:
-            proba_text, proba_rows = probabilities_text(probabilities), [tuple(row) for row in probabilities.round(6)]
+            probabilities = probabilities_rounded(probabilities)  # as the log keeps an answer's
+            proba_text, proba_rows = probabilities_text(probabilities), [tuple(row) for row in probabilities.tolist()]
         answers.append(_Answers(entry.model_id, entry.version_id, species.tolist(), proba_text, proba_rows))
     if not answers:
         raise FillError("No model can serve: train one first (manage.py train_model --all).")

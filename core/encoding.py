@@ -219,6 +219,20 @@ def row_to_input(row: np.ndarray) -> dict[str, float | int]:
     }
 
 
+def probabilities_rounded(probabilities: np.ndarray) -> np.ndarray:
+    """Species probabilities to 6 decimals, each row still summing to 1: what an answer says
+    and what the log keeps.
+
+    Rounding alone can leave a row at 0.999999; the remainder goes to the row's largest
+    entry (the predicted species), so the decimals a client reads add up to exactly 1.
+    """
+    rounded = probabilities.round(6)
+    rows = np.arange(len(rounded))
+    top = rounded.argmax(axis=1)
+    rounded[rows, top] = (rounded[rows, top] + (1.0 - rounded.sum(axis=1))).round(6)
+    return rounded
+
+
 def derived_features(matrix: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """Build the columns a model was trained on from the seven parsed fields."""
     columns = []

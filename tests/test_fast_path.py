@@ -23,7 +23,7 @@ from classifier.services import sync
 from classifier.services.predictions import prediction_log
 from classifier.serving import load_entry, loaded_cache
 from core.datasets import dataset_load
-from core.encoding import row_to_input
+from core.encoding import probabilities_rounded, row_to_input
 from core.hashing import sha256_file
 from tests.support.data import ADELIE, CHINSTRAP, DATA, GENTOO, legacy_pickle
 
@@ -318,7 +318,7 @@ def test_the_batch_writer_stores_the_same_values_as_one_row_at_a_time(knn_model)
     assert stored["batch"] == stored["one by one"]
     assert before <= Prediction.objects.earliest("id").created_at <= timezone.now()
     assert [inputs for inputs, *_ in stored["batch"]] == [row_to_input(row) for row in matrix]
-    assert stored["batch"][0][2] == dict(zip(SPECIES_IDS, probabilities[0].round(6).tolist()))
+    assert stored["batch"][0][2] == dict(zip(SPECIES_IDS, probabilities_rounded(probabilities)[0].tolist()))
 
 
 def test_convert_models_gives_an_older_version_the_fast_path(client, knn_model, artifacts_dir):
