@@ -224,7 +224,7 @@ def probabilities_rounded(probabilities: np.ndarray) -> np.ndarray:
     and what the log keeps.
 
     Rounding alone can leave a row at 0.999999; the remainder goes to the row's largest
-    entry (the predicted species), so the decimals a client reads add up to exactly 1.
+    entry, so the decimals a client reads add up to exactly 1.
     """
     rounded = probabilities.round(6)
     rows = np.arange(len(rounded))

@@ -97,7 +97,14 @@ def test_sessions_the_database_ends_are_replaced_without_failing_a_request(live_
         ended = stack.pg.query(
             "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
         )
-        stack.pg.query("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", ([pid for (pid,) in ended],))
+        pids = [pid for (pid,) in ended]
+        stack.pg.query("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+        # Gone from the server, so each has sent its goodbye and closed its socket.
+        wait_for(
+            lambda: not stack.pg.query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)),
+            timeout=10,
+            what="the sessions to end",
+        )
         cut = time.monotonic()
         wait_for(lambda: ok_after(clients, cut) >= 20 * CLIENTS, timeout=60, what="answers after the cut")
 

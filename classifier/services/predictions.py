@@ -70,9 +70,7 @@ def prediction_log(
     species_list = species_ids.tolist()
     challenger_list = challenger_species_ids.tolist() if challenger_species_ids is not None else None
     count = len(species_list)
-    proba_list = (
-        probabilities.tolist() if probabilities is not None else [writers.NO_PROBABILITY_VALUES] * count
-    )
+    proba_list = probabilities.tolist() if probabilities is not None else [writers.NO_PROBABILITY_VALUES] * count
     rows = [
         Prediction(
             model_id=model_id,

@@ -9,6 +9,9 @@ backend) sends an error message and closes the socket, so the client's end of it
 readable. An idle connection with nothing to read has not been ended: it is used as it is.
 Anything waiting to be read, or a hang-up, and Django's ``SELECT 1`` decides, as before.
 
+After a failed query, and on a connection left inside a transaction, Django's ``SELECT 1``
+decides as well: there the socket alone proves too little.
+
 A network path that drops idle connections without telling either end (some NATs and load
 balancers) gives the socket nothing to read; ``DATABASE_HEALTH_CHECK_QUERY=1`` keeps the
 ``SELECT 1`` before every request for such a path.
@@ -19,13 +22,19 @@ from __future__ import annotations
 import select
 
 from django.db.backends.postgresql import base
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def is_usable(self) -> bool:
         if self.connection is None or self.connection.closed:
             return False
-        if self.settings_dict.get("HEALTH_CHECK_QUERY") or not hasattr(select, "poll"):
+        if (
+            self.settings_dict.get("HEALTH_CHECK_QUERY")
+            or self.errors_occurred
+            or self.connection.get_transaction_status() != TRANSACTION_STATUS_IDLE
+            or not hasattr(select, "poll")
+        ):
             return super().is_usable()
         poller = select.poll()
         poller.register(self.connection.fileno(), select.POLLIN | select.POLLPRI)
