@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
-from django.db import OperationalError, connections
+from django.db import OperationalError, ProgrammingError, connections
 
 from tests.support.processes import wait_for
 
@@ -108,3 +108,14 @@ def test_without_health_checks_the_ended_session_fails_the_request(session, obse
 def session_exists(observer, pid: int) -> bool:
     observer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
     return observer.fetchone() is not None
+
+
+def test_after_a_failed_query_the_connection_is_proved_with_select_1(session, observer):
+    pid = backend_pid(session)
+    with pytest.raises(ProgrammingError), session.cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table")  # an error Django marks the connection for
+
+    session.close_if_unusable_or_obsolete()  # the end of the request that failed
+
+    assert backend_pid(session) == pid
+    assert last_query(observer, pid) == "SELECT 1"
