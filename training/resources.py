@@ -64,6 +64,11 @@ def memory_ceiling(limit_mb: float, *, interval: float = 0.05) -> Iterator[None]
         with lock:
             stop.set()
             if fired["pending"]:
-                # Fired as the block was finishing: withdraw it so it is not raised elsewhere.
+                # Not raised in the block: withdraw it so it is not raised elsewhere.
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), None)
         watcher.join()
+    if fired["pending"]:
+        # The ceiling was passed, but the exception never left the block: it fell in code
+        # whose exceptions Python ignores (a __del__, a weakref callback, which a garbage
+        # collection can run anywhere) or in a handler that swallowed it. Passed is passed.
+        raise MemoryCeilingExceeded()
