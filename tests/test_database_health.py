@@ -59,31 +59,31 @@ def new_request(wrapper) -> None:
     wrapper.close_if_health_check_failed()
 
 
-def test_a_healthy_connection_is_kept_and_checked_without_a_round_trip(session, observer):
+@pytest.mark.parametrize(
+    ("query_check", "last_sent"),
+    [(False, "SELECT 'the previous request'"), (True, "SELECT 1")],
+    ids=["reads-the-socket-without-a-round-trip", "query-check-asked-for-sends-select-1"],
+)
+def test_a_healthy_connection_is_kept_and_checked(session, observer, query_check, last_sent):
+    session.settings_dict["HEALTH_CHECK_QUERY"] = query_check
     pid = backend_pid(session)
     previous_request(session)
 
     new_request(session)
 
     assert backend_pid(session) == pid
-    assert last_query(observer, pid) == "SELECT 'the previous request'"
+    assert last_query(observer, pid) == last_sent
 
 
-def test_with_the_query_check_asked_for_every_request_sends_select_1(session, observer):
-    session.settings_dict["HEALTH_CHECK_QUERY"] = True
-    pid = backend_pid(session)
-    previous_request(session)
-
-    new_request(session)
-
-    assert backend_pid(session) == pid
-    assert last_query(observer, pid) == "SELECT 1"
+def end_session(observer, pid: int) -> None:
+    """End the session from the server's side, and wait until it is gone."""
+    observer.execute("SELECT pg_terminate_backend(%s)", [pid])
+    wait_for(lambda: not session_exists(observer, pid), timeout=10, what="the session to end")
 
 
 def test_a_session_the_database_ended_is_replaced_before_the_request_uses_it(session, observer):
     pid = backend_pid(session)
-    observer.execute("SELECT pg_terminate_backend(%s)", [pid])
-    wait_for(lambda: not session_exists(observer, pid), timeout=10, what="the session to end")
+    end_session(observer, pid)
 
     new_request(session)
 
@@ -96,8 +96,7 @@ def test_without_health_checks_the_ended_session_fails_the_request(session, obse
     session.settings_dict["CONN_HEALTH_CHECKS"] = False
     session.ensure_connection()
     pid = backend_pid(session)
-    observer.execute("SELECT pg_terminate_backend(%s)", [pid])
-    wait_for(lambda: not session_exists(observer, pid), timeout=10, what="the session to end")
+    end_session(observer, pid)
 
     new_request(session)
 
