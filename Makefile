@@ -73,6 +73,7 @@ beat: $(RUNTIME_STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/monitoring.py
+	$(BIN)/python bench/log_table.py
 
 # docker-compose.yml's own commands against the local PostgreSQL and Redis (DATABASE_URL,
 # CELERY_BROKER_URL), then the README's tour over HTTP; part of `make test` too.
