@@ -183,10 +183,9 @@ class Prediction(models.Model):
     id = models.BigAutoField(primary_key=True)
     # No single-column FK indexes: the (model, id) and (version, id) indexes below serve
     # every lookup by model or version, and each extra index slows every log insert.
-    # ``model`` repeats the version's model for those indexes. The database holds it to that
-    # rule with a trigger (installed by the migrations) instead of a foreign key: one check per statement
-    # that the row's model is its version's model, which a key (one lookup per row) cannot
-    # say; the version's own key then vouches for both.
+    # ``model`` repeats the version's model for those indexes. Triggers keep it so instead of a
+    # foreign key (classifier/log_rule.py): a row's model must be its version's, and a version's
+    # model never changes.
     model = models.ForeignKey(
         MLModel, on_delete=models.PROTECT, related_name="predictions", db_index=False, db_constraint=False
     )
@@ -227,7 +226,7 @@ class Prediction(models.Model):
             # "Predictions of model X, newest first": list filter and admin filter by model. Read
             # backwards for newest first; ascending, a new row goes to the end of its model's
             # entries, where the index's pages fill up (descending, to their start, where each
-            # page split leaves a half-empty page behind: a third more index for the same rows).
+            # page split leaves a half-empty page behind: 1.6 times the index for the same rows).
             models.Index(fields=["model", "id"], name="prediction_model_id"),
             # "Predictions of version N, newest first", and live accuracy per version.
             models.Index(fields=["version", "id"], name="prediction_version_id"),

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from classifier.models import MLModel, Prediction
+from classifier.log_rule import FIXED_ERROR, RULE_ERROR, TRIGGERS, log_rule_triggers
+from classifier.models import MLModel, ModelVersion, Prediction
 from classifier.services.predictions import prediction_log
 from core.datasets import dataset_load
 from tests.support.data import DATA
 from tests.support.models import register_result
-
-RULE = "model_id must be the model of version_id"
 
 
 @pytest.fixture
@@ -35,29 +35,74 @@ def _log(version, model_id, rows):
     )
 
 
+def _row(version, model_id):
+    return Prediction(
+        model_id=model_id,
+        version=version,
+        created_at=timezone.now(),
+        endpoint="predict",
+        inputs={
+            "island": 0,
+            "bill_length_mm": 39.1,
+            "bill_depth_mm": 18.7,
+            "flipper_length_mm": 181.0,
+            "body_mass_g": 3750.0,
+            "sex": 1,
+            "year": 2007,
+        },
+        species_id=1,
+        latency_ms=1.0,
+    )
+
+
 @pytest.mark.parametrize("rows", [1, 50], ids=["one row", "a batch"])  # INSERT; COPY on PostgreSQL
 def test_a_row_whose_model_is_not_its_versions_is_refused_and_nothing_is_stored(two_models, rows):
     knn, svm = two_models
     _log(knn, knn.model_id, rows)  # the writers' own rows pass
 
-    with pytest.raises(IntegrityError, match=RULE), transaction.atomic():
+    with pytest.raises(IntegrityError, match=RULE_ERROR), transaction.atomic():
         _log(knn, svm.model_id, rows)
 
     assert Prediction.objects.filter(model_id=svm.model_id).count() == 0
     assert Prediction.objects.count() == rows
 
 
+def test_one_wrong_row_at_the_end_of_a_statement_refuses_the_whole_statement(two_models):
+    knn, svm = two_models
+    good = [_row(knn, knn.model_id) for _ in range(20)] + [_row(svm, svm.model_id)]
+
+    with pytest.raises(IntegrityError, match=RULE_ERROR), transaction.atomic():
+        Prediction.objects.bulk_create([*good, _row(knn, svm.model_id)])
+
+    assert Prediction.objects.count() == 0
+    Prediction.objects.bulk_create(good)
+    assert Prediction.objects.count() == 21
+
+
 def test_moving_a_logged_row_to_another_model_is_refused(two_models):
     knn, svm = two_models
     (row_id,) = _log(knn, knn.model_id, 1)
 
-    with pytest.raises(IntegrityError, match=RULE), transaction.atomic():
+    with pytest.raises(IntegrityError, match=RULE_ERROR), transaction.atomic():
         Prediction.objects.filter(pk=row_id).update(model_id=svm.model_id)
-    with pytest.raises(IntegrityError, match=RULE), transaction.atomic():
+    with pytest.raises(IntegrityError, match=RULE_ERROR), transaction.atomic():
         Prediction.objects.filter(pk=row_id).update(version_id=svm.pk)
 
     Prediction.objects.filter(pk=row_id).update(true_species_id=2, feedback_at=timezone.now())  # feedback is free
-    assert Prediction.objects.get(pk=row_id).model_id == knn.model_id
+    Prediction.objects.filter(pk=row_id).update(model_id=svm.model_id, version_id=svm.pk)  # both, consistently
+    assert Prediction.objects.values_list("model_id", "true_species_id").get(pk=row_id) == (svm.model_id, 2)
+
+
+def test_a_versions_model_never_changes(two_models):
+    knn, svm = two_models
+    _log(knn, knn.model_id, 2)
+
+    with pytest.raises(IntegrityError, match=FIXED_ERROR), transaction.atomic():
+        ModelVersion.objects.filter(pk=knn.pk).update(model_id=svm.model_id)
+
+    knn.refresh_from_db()
+    knn.save()  # saving a version rewrites its model with the same value
+    assert set(Prediction.objects.values_list("model_id", flat=True)) == {knn.model_id}
 
 
 def test_a_model_with_logged_predictions_cannot_be_deleted(two_models):
@@ -72,3 +117,20 @@ def test_a_model_with_logged_predictions_cannot_be_deleted(two_models):
             cursor.execute("DELETE FROM classifier_mlmodel WHERE id = %s", [knn.model_id])
         connection.check_constraints()
     assert Prediction.objects.filter(model_id=knn.model_id).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_back_and_forward_repairs_old_rows_and_keeps_the_rule(trained_results):
+    knn = register_result("knn", trained_results["knn"])
+    svm = register_result("svm", trained_results["svm"])
+    assert log_rule_triggers(connection) == set(TRIGGERS)
+
+    call_command("migrate", "classifier", "0007", verbosity=0)
+    assert log_rule_triggers(connection) == set()
+    Prediction.objects.bulk_create([_row(knn, knn.model_id), _row(knn, svm.model_id)])  # the key allowed it
+
+    call_command("migrate", verbosity=0)
+    assert log_rule_triggers(connection) == set(TRIGGERS)
+    assert set(Prediction.objects.values_list("model_id", flat=True)) == {knn.model_id}  # the version decides
+    with pytest.raises(IntegrityError, match=RULE_ERROR), transaction.atomic():
+        _log(knn, svm.model_id, 1)

@@ -4,72 +4,35 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-
-# The rule that replaces the log's foreign key to its model: a row's model is its version's
-# model. The version's key still checks that the version exists, and a version's model
-# exists by the version's own key, so the rule says everything the model's key said and
-# more. PostgreSQL checks a whole statement at once (a COPY of 10,000 rows is one join
-# instead of 10,000 key lookups); SQLite has row triggers only.
-RULE_ERROR = "model_id must be the model of version_id"
-
-POSTGRESQL_RULE = f"""
-CREATE FUNCTION classifier_prediction_model_is_versions() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_LEVEL = 'STATEMENT' THEN
-        IF EXISTS (
-            SELECT 1 FROM new_rows AS row
-            LEFT JOIN classifier_modelversion AS version ON version.id = row.version_id
-            WHERE version.model_id IS DISTINCT FROM row.model_id
-        ) THEN
-            RAISE foreign_key_violation USING MESSAGE = '{RULE_ERROR}';
-        END IF;
-        RETURN NULL;
-    END IF;
-    IF NOT EXISTS (
-        SELECT 1 FROM classifier_modelversion WHERE id = NEW.version_id AND model_id = NEW.model_id
-    ) THEN
-        RAISE foreign_key_violation USING MESSAGE = '{RULE_ERROR}';
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER classifier_prediction_model_on_insert
-    AFTER INSERT ON classifier_prediction REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION classifier_prediction_model_is_versions();
-CREATE TRIGGER classifier_prediction_model_on_update
-    BEFORE UPDATE OF model_id, version_id ON classifier_prediction
-    FOR EACH ROW EXECUTE FUNCTION classifier_prediction_model_is_versions();
-"""
-POSTGRESQL_RULE_REMOVED = """
-DROP TRIGGER classifier_prediction_model_on_insert ON classifier_prediction;
-DROP TRIGGER classifier_prediction_model_on_update ON classifier_prediction;
-DROP FUNCTION classifier_prediction_model_is_versions();
-"""
-SQLITE_RULE = [
-    f"""
-CREATE TRIGGER classifier_prediction_model_on_{event}
-BEFORE {event.upper()}{columns} ON classifier_prediction
-WHEN NOT EXISTS (
-    SELECT 1 FROM classifier_modelversion WHERE id = NEW.version_id AND model_id = NEW.model_id
-)
-BEGIN SELECT RAISE(ABORT, '{RULE_ERROR}'); END
-"""
-    for event, columns in (("insert", ""), ("update", " OF model_id, version_id"))
-]
-SQLITE_RULE_REMOVED = [
-    "DROP TRIGGER classifier_prediction_model_on_insert",
-    "DROP TRIGGER classifier_prediction_model_on_update",
-]
+from classifier.log_rule import log_rule_install, log_rule_remove
 
 
-def _run(statements_by_vendor):
-    def run(apps, schema_editor):
-        statements = statements_by_vendor.get(schema_editor.connection.vendor, [])
-        for statement in [statements] if isinstance(statements, str) else statements:
-            schema_editor.execute(statement, params=None)
+# The log's foreign key to its model gives way to the rule that a row's model is its version's
+# model, kept by triggers (classifier/log_rule.py). Rows written before it are brought in line
+# first: the version says which model answered.
+REPAIR = {
+    "postgresql": (
+        "UPDATE classifier_prediction AS logged SET model_id = version.model_id "
+        "FROM classifier_modelversion AS version "
+        "WHERE version.id = logged.version_id AND logged.model_id <> version.model_id"
+    ),
+    "sqlite": (
+        "UPDATE classifier_prediction SET model_id = (SELECT model_id FROM classifier_modelversion AS version "
+        "WHERE version.id = classifier_prediction.version_id) WHERE model_id <> (SELECT model_id FROM "
+        "classifier_modelversion AS version WHERE version.id = classifier_prediction.version_id)"
+    ),
+}
 
-    return run
+
+def rule_install(apps, schema_editor):
+    connection = schema_editor.connection
+    if connection.vendor in REPAIR:
+        schema_editor.execute(REPAIR[connection.vendor], params=None)
+    log_rule_install(connection)
+
+
+def rule_remove(apps, schema_editor):
+    log_rule_remove(schema_editor.connection)
 
 
 class Migration(migrations.Migration):
@@ -117,8 +80,5 @@ class Migration(migrations.Migration):
             model_name='prediction',
             index=models.Index(condition=models.Q(('challenger_version__isnull', False)), fields=['challenger_version', 'id'], name='prediction_challenger'),
         ),
-        migrations.RunPython(
-            _run({"postgresql": POSTGRESQL_RULE, "sqlite": SQLITE_RULE}),
-            _run({"postgresql": POSTGRESQL_RULE_REMOVED, "sqlite": SQLITE_RULE_REMOVED}),
-        ),
+        migrations.RunPython(rule_install, rule_remove),
     ]
