@@ -13,6 +13,7 @@ from classifier.log_rule import FIXED_ERROR, RULE_ERROR, TRIGGERS, log_rule_trig
 from classifier.models import MLModel, ModelVersion, Prediction
 from classifier.services.predictions import prediction_log
 from core.datasets import dataset_load
+from core.encoding import EXAMPLES
 from tests.support.data import DATA
 from tests.support.models import register_result
 
@@ -41,15 +42,7 @@ def _row(version, model_id):
         version=version,
         created_at=timezone.now(),
         endpoint="predict",
-        inputs={
-            "island": 0,
-            "bill_length_mm": 39.1,
-            "bill_depth_mm": 18.7,
-            "flipper_length_mm": 181.0,
-            "body_mass_g": 3750.0,
-            "sex": 1,
-            "year": 2007,
-        },
+        inputs=EXAMPLES["Adelie"],
         species_id=1,
         latency_ms=1.0,
     )
