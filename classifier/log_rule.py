@@ -12,9 +12,10 @@ The version's own foreign key still refuses to delete a version that has logged 
 model's key on the versions a model that has versions. The checks run at the end of each
 statement, where Django's keys wait for the commit.
 
-Migration 0008 installs them. On SQLite, Django rebuilds a table to alter it, which drops the
-table's triggers and fails on the triggers that name the table it renames; so every
-``migrate`` on SQLite lifts them first and puts them back at the end (``apps.py``).
+Migration 0008 installs them on PostgreSQL. On SQLite, Django rebuilds a table to alter it,
+which drops the table's triggers and fails on the triggers that name the table it renames;
+so there every ``migrate`` (and ``flush``) lifts them first and installs them at the end, once
+0008 is applied (``apps.py``).
 """
 
 from __future__ import annotations

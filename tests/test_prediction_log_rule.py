@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from django.core.management import call_command
@@ -9,13 +15,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from classifier.log_rule import FIXED_ERROR, RULE_ERROR, TRIGGERS, log_rule_triggers
+from classifier.log_rule import FIXED_ERROR, RULE_ERROR, RULE_MIGRATION, TRIGGERS, log_rule_triggers
 from classifier.models import MLModel, ModelVersion, Prediction
 from classifier.services.predictions import prediction_log
 from core.datasets import dataset_load
 from core.encoding import EXAMPLES
 from tests.support.data import DATA
 from tests.support.models import register_result
+from tests.support.processes import REPO
 
 
 @pytest.fixture
@@ -127,3 +134,50 @@ def test_migrating_back_and_forward_repairs_old_rows_and_keeps_the_rule(trained_
     assert set(Prediction.objects.values_list("model_id", flat=True)) == {knn.model_id}  # the version decides
     with pytest.raises(IntegrityError, match=RULE_ERROR), transaction.atomic():
         _log(knn, svm.model_id, 1)
+
+
+# A later migration that rebuilds both tables the rule names, as SQLite does for most ALTERs.
+LATER_MIGRATION = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("classifier", "%s")]
+    operations = [
+        migrations.AlterField("modelversion", "onnx_path", models.CharField(max_length=600, blank=True)),
+        migrations.AlterField("prediction", "latency_ms", models.FloatField(null=True)),
+    ]
+"""
+
+
+def test_on_sqlite_the_rule_outlives_later_migrations_that_rebuild_its_tables(tmp_path):
+    # Whatever database the suite runs on: the laptop default is SQLite, where a rebuilt table
+    # loses its triggers and a trigger naming a table being rebuilt stops the migration.
+    migrations = tmp_path / "later_migrations"
+    shutil.copytree(REPO / "classifier" / "migrations", migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    (migrations / "0009_later.py").write_text(LATER_MIGRATION % RULE_MIGRATION[1])
+    (tmp_path / "later_settings.py").write_text(
+        "from penguinsite.settings import *  # noqa\nMIGRATION_MODULES = {'classifier': 'later_migrations'}\n"
+    )
+    database = tmp_path / "db.sqlite3"
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "DJANGO_SETTINGS_MODULE": "later_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
+    }
+
+    migrated = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    with sqlite3.connect(database) as sqlite:
+        assert ("classifier", "0009_later") in set(sqlite.execute("SELECT app, name FROM django_migrations"))
+        triggers = {name for (name,) in sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert triggers == set(TRIGGERS)
