@@ -95,10 +95,9 @@ class Log:
         return time.perf_counter() - started, self.cpu() - cpu
 
     def copy(self, payload: bytes) -> tuple[float, float]:
-        from classifier.prediction_log import COPY_COLUMNS
+        from classifier.prediction_log import COPY_SQL
 
-        sql = f"COPY classifier_prediction ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
-        return self.timed(lambda: self.cursor.copy_expert(sql, io.BytesIO(payload)))
+        return self.timed(lambda: self.cursor.copy_expert(COPY_SQL, io.BytesIO(payload)))
 
     def inserts(self, count: int, first_id: int) -> tuple[float, float]:
         from classifier.prediction_log import COPY_COLUMNS
@@ -140,20 +139,17 @@ def batch_payload(number: int, first_id: int, versions: list[tuple[int, int]], r
         ]
     ).astype(float)
     probabilities = rng.dirichlet([1, 1, 1], ROWS)
-    columns = [
-        (writers._BIGINT, np.arange(first_id, first_id + ROWS)),
-        (writers._BIGINT, model_id),
-        (writers._BIGINT, version_id),
-        (writers._BIGINT, writers._microseconds(datetime.now(UTC))),
-        ("S7", b"predict"),
-        *((kind, matrix[:, position]) for position, kind in enumerate(writers._INPUT_TYPES)),
-        (writers._SMALLINT, probabilities.argmax(axis=1) + 1),
-        *((writers._DOUBLE, column) for column in probabilities.T),
-        (writers._DOUBLE, 3.0),
-        (None, None),
-        (None, None),
-    ]
-    return writers.binary_rows(columns, ROWS)
+    return writers.copy_payload(
+        ids=np.arange(first_id, first_id + ROWS),
+        model_id=model_id,
+        version_id=version_id,
+        created_at=datetime.now(UTC),
+        endpoint="predict",
+        matrix=matrix,
+        species=probabilities.argmax(axis=1) + 1,
+        probabilities=probabilities,
+        latency_ms=3.0,
+    )
 
 
 def main() -> None:

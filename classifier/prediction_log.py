@@ -92,6 +92,9 @@ def reserve_ids(count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+COPY_SQL = f"COPY {Prediction._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
+
+
 def prediction_copy(
     *,
     model_id: int,
@@ -108,8 +111,43 @@ def prediction_copy(
     """Write one row per row of ``matrix`` with one binary COPY (PostgreSQL only); returns
     their ids in row order. Every value is stored as given.
     """
-    count = len(matrix)
-    ids = reserve_ids(count)
+    ids = reserve_ids(len(matrix))
+    payload = copy_payload(
+        ids=ids,
+        model_id=model_id,
+        version_id=version_id,
+        created_at=created_at,
+        endpoint=endpoint,
+        matrix=matrix,
+        species=species,
+        probabilities=probabilities,
+        latency_ms=latency_ms,
+        challenger_version_id=challenger_version_id,
+        challenger_species=challenger_species,
+    )
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests)
+        # but does not translate its errors: a lost connection must be Django's DatabaseError
+        # (a 503 with Retry-After, and the connection replaced) like any other query's.
+        cursor.copy_expert(COPY_SQL, io.BytesIO(payload))
+    return ids
+
+
+def copy_payload(
+    *,
+    ids,
+    model_id: int,
+    version_id: int,
+    created_at: datetime,
+    endpoint: str,
+    matrix: np.ndarray,
+    species: np.ndarray,
+    probabilities: np.ndarray | None,
+    latency_ms: float,
+    challenger_version_id: int | None = None,
+    challenger_species: np.ndarray | None = None,
+) -> bytes:
+    """The rows of ``COPY_SQL`` in PostgreSQL's binary format, one per row of ``matrix``."""
     name = endpoint.encode()
     columns = [
         (_BIGINT, ids),
@@ -131,13 +169,7 @@ def prediction_copy(
             else [(None, None), (None, None)]
         ),
     ]
-    sql = f"COPY {Prediction._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests)
-        # but does not translate its errors: a lost connection must be Django's DatabaseError
-        # (a 503 with Retry-After, and the connection replaced) like any other query's.
-        cursor.copy_expert(sql, io.BytesIO(binary_rows(columns, count)))
-    return ids
+    return binary_rows(columns, len(matrix))
 
 
 def inputs_rows(matrix: np.ndarray) -> list[list[float | int]]:
