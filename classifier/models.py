@@ -183,13 +183,16 @@ class Prediction(models.Model):
     id = models.BigAutoField(primary_key=True)
     # No single-column FK indexes: the (model, id) and (version, id) indexes below serve
     # every lookup by model or version, and each extra index slows every log insert.
-    # ``model`` repeats the version's model for those indexes. Triggers keep it so instead of a
-    # foreign key (classifier/log_rule.py): a row's model must be its version's, and a version's
-    # model never changes.
+    # ``model`` repeats the version's model for those indexes. Triggers keep the three keys
+    # instead of foreign keys, which would look each row's parent up one by one
+    # (classifier/log_rule.py): a row's version must exist and its model be the version's, a
+    # version's id and model never change, and a version that rows name is not deleted.
     model = models.ForeignKey(
         MLModel, on_delete=models.PROTECT, related_name="predictions", db_index=False, db_constraint=False
     )
-    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions", db_index=False)
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="predictions", db_index=False, db_constraint=False
+    )
     created_at = models.DateTimeField()
     endpoint = models.CharField(max_length=16, choices=Endpoint.choices)
     # The seven inputs, one typed column each (codes for island and sex), so monitoring reads
@@ -214,7 +217,13 @@ class Prediction(models.Model):
     )
     # The challenger's answer to the same input (shadow traffic): stored, never returned.
     challenger_version = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     challenger_species_id = models.PositiveSmallIntegerField(null=True, blank=True)
 

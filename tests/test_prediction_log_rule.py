@@ -1,4 +1,4 @@
-"""The log's model column is its version's model, and the database holds every writer to it."""
+"""A logged row names an existing version and its model, and the database holds every writer to it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from classifier.log_rule import FIXED_ERROR, RULE_ERROR, RULE_MIGRATION, TRIGGERS, log_rule_triggers
+from classifier.log_rule import (
+    CHALLENGER_ERROR,
+    FIXED_ERROR,
+    LOGGED_ERROR,
+    RULE_ERROR,
+    TRIGGERS,
+    log_rule_triggers,
+)
 from classifier.models import MLModel, ModelVersion, Prediction
 from classifier.services.predictions import prediction_log
 from core.datasets import dataset_load
@@ -30,17 +37,23 @@ def two_models(db, trained_results):
     return register_result("knn", trained_results["knn"]), register_result("svm", trained_results["svm"])
 
 
-def _log(version, model_id, rows):
+def _log(version, model_id, rows, *, version_id=None, challenger_version_id=None):
     matrix = dataset_load(DATA).features()[:rows]
     return prediction_log(
         model_id=model_id,
-        version_id=version.pk,
+        version_id=version.pk if version_id is None else version_id,
         matrix=matrix,
         species_ids=np.ones(rows, dtype=np.int16),
         probabilities=None,
         latency_ms=1.0,
         endpoint=Prediction.Endpoint.PREDICT,
+        challenger_version_id=challenger_version_id,
+        challenger_species_ids=np.full(rows, 2, dtype=np.int16) if challenger_version_id is not None else None,
     )
+
+
+def _missing_version_id():
+    return ModelVersion.objects.order_by("-pk").values_list("pk", flat=True).first() + 1
 
 
 def _row(version, model_id):
@@ -65,6 +78,31 @@ def test_a_row_whose_model_is_not_its_versions_is_refused_and_nothing_is_stored(
 
     assert Prediction.objects.filter(model_id=svm.model_id).count() == 0
     assert Prediction.objects.count() == rows
+
+
+@pytest.mark.parametrize("rows", [1, 50], ids=["one row", "a batch"])
+def test_a_row_naming_a_version_that_does_not_exist_is_refused(two_models, rows):
+    knn, _ = two_models
+
+    with pytest.raises(IntegrityError, match=RULE_ERROR), transaction.atomic():
+        _log(knn, knn.model_id, rows, version_id=_missing_version_id())
+
+    assert Prediction.objects.count() == 0
+
+
+@pytest.mark.parametrize("rows", [1, 50], ids=["one row", "a batch"])
+def test_a_challengers_version_must_exist(two_models, rows):
+    knn, svm = two_models
+    _log(knn, knn.model_id, rows, challenger_version_id=svm.pk)  # any existing version passes
+
+    with pytest.raises(IntegrityError, match=CHALLENGER_ERROR), transaction.atomic():
+        _log(knn, knn.model_id, rows, challenger_version_id=_missing_version_id())
+    (row_id, *_) = _log(knn, knn.model_id, rows)
+    with pytest.raises(IntegrityError, match=CHALLENGER_ERROR), transaction.atomic():
+        Prediction.objects.filter(pk=row_id).update(challenger_version_id=_missing_version_id())
+
+    assert Prediction.objects.filter(challenger_version_id=svm.pk).count() == rows
+    assert Prediction.objects.count() == 2 * rows
 
 
 def test_one_wrong_row_at_the_end_of_a_statement_refuses_the_whole_statement(two_models):
@@ -99,6 +137,8 @@ def test_a_versions_model_never_changes(two_models):
 
     with pytest.raises(IntegrityError, match=FIXED_ERROR), transaction.atomic():
         ModelVersion.objects.filter(pk=knn.pk).update(model_id=svm.model_id)
+    with pytest.raises(IntegrityError, match=FIXED_ERROR), transaction.atomic():
+        ModelVersion.objects.filter(pk=knn.pk).update(id=_missing_version_id())
 
     knn.refresh_from_db()
     knn.save()  # saving a version rewrites its model with the same value
@@ -119,18 +159,60 @@ def test_a_model_with_logged_predictions_cannot_be_deleted(two_models):
     assert Prediction.objects.filter(model_id=knn.model_id).count() == 3
 
 
+@pytest.mark.parametrize("named_as", ["version", "challenger"])
+def test_a_version_that_logged_rows_name_cannot_be_deleted_by_the_orm(two_models, named_as):
+    knn, svm = two_models
+    if named_as == "version":
+        _log(svm, svm.model_id, 2)
+    else:
+        _log(knn, knn.model_id, 2, challenger_version_id=svm.pk)
+
+    with pytest.raises(ProtectedError):
+        ModelVersion.objects.get(pk=svm.pk).delete()
+    assert ModelVersion.objects.filter(pk=svm.pk).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("named_as", ["version", "challenger"])
+def test_on_postgresql_raw_sql_cannot_delete_a_version_that_logged_rows_name(two_models, named_as):
+    knn, svm = two_models
+    spare = ModelVersion.objects.create(
+        model=svm.model, number=99, artifact_path="models/spare.joblib", sha256="0" * 64
+    )
+    if named_as == "version":
+        _log(spare, svm.model_id, 2)
+    else:
+        _log(knn, knn.model_id, 2, challenger_version_id=spare.pk)
+
+    def delete_spare():
+        # Checked at commit, as a foreign key is: check_constraints() brings the check forward.
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("DELETE FROM classifier_modelversion WHERE id = %s", [spare.pk])
+            connection.check_constraints()
+
+    with pytest.raises(IntegrityError, match=LOGGED_ERROR):
+        delete_spare()
+    assert ModelVersion.objects.filter(pk=spare.pk).exists()
+    assert Prediction.objects.count() == 2
+
+    Prediction.objects.all().delete()
+    delete_spare()  # once no row names it, it goes
+    assert not ModelVersion.objects.filter(pk=spare.pk).exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_migrating_back_and_forward_repairs_old_rows_and_keeps_the_rule(trained_results):
     knn = register_result("knn", trained_results["knn"])
     svm = register_result("svm", trained_results["svm"])
-    assert log_rule_triggers(connection) == set(TRIGGERS)
+    assert log_rule_triggers(connection) == set(TRIGGERS[connection.vendor])
 
     call_command("migrate", "classifier", "0007", verbosity=0)
     assert log_rule_triggers(connection) == set()
     Prediction.objects.bulk_create([_row(knn, knn.model_id), _row(knn, svm.model_id)])  # the key allowed it
 
     call_command("migrate", verbosity=0)
-    assert log_rule_triggers(connection) == set(TRIGGERS)
+    assert log_rule_triggers(connection) == set(TRIGGERS[connection.vendor])
     assert set(Prediction.objects.values_list("model_id", flat=True)) == {knn.model_id}  # the version decides
     with pytest.raises(IntegrityError, match=RULE_ERROR), transaction.atomic():
         _log(knn, svm.model_id, 1)
@@ -155,7 +237,8 @@ def test_on_sqlite_the_rule_outlives_later_migrations_that_rebuild_its_tables(tm
     # loses its triggers and a trigger naming a table being rebuilt stops the migration.
     migrations = tmp_path / "later_migrations"
     shutil.copytree(REPO / "classifier" / "migrations", migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "0009_later.py").write_text(LATER_MIGRATION % RULE_MIGRATION[1])
+    head = max(path.stem for path in migrations.glob("0*.py"))
+    (migrations / "9999_later.py").write_text(LATER_MIGRATION % head)
     (tmp_path / "later_settings.py").write_text(
         "from penguinsite.settings import *  # noqa\nMIGRATION_MODULES = {'classifier': 'later_migrations'}\n"
     )
@@ -178,6 +261,6 @@ def test_on_sqlite_the_rule_outlives_later_migrations_that_rebuild_its_tables(tm
 
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     with sqlite3.connect(database) as sqlite:
-        assert ("classifier", "0009_later") in set(sqlite.execute("SELECT app, name FROM django_migrations"))
+        assert ("classifier", "9999_later") in set(sqlite.execute("SELECT app, name FROM django_migrations"))
         triggers = {name for (name,) in sqlite.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    assert triggers == set(TRIGGERS)
+    assert triggers == set(TRIGGERS["sqlite"])
