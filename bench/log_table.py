@@ -2,10 +2,11 @@
 
 Two databases on the same server, migrated by the project's own migrations:
 - baseline: the log as migration 0007 left it: newest-first (descending) indexes on
-  (model, id), (version, id), (species, id) and the challenger's rows, and a foreign key to
-  the model checked row by row;
+  (model, id), (version, id), (species, id) and the challenger's rows, and foreign keys to
+  the model, the version and the challenger's version, each checked row by row;
 - shipped: the migrations' head: the same indexes ascending (read backwards for newest
-  first) and the rule "a row's model is its version's model" checked once per statement.
+  first), and instead of the keys the rule "a row names an existing version and its model
+  (and an existing challenger's version)" checked once per statement (classifier/log_rule.py).
 
 Both take the same rows in turns: a 10,000-row binary COPY as a logged batch writes it, and
 single-row INSERTs as a classify writes them, each committed. Printed: wall time and
