@@ -826,6 +826,8 @@ def section_batch(names: list[str], env, logs, results: dict) -> None:
 
 def batch_breakdown(body: bytes, name: str) -> None:
     """Where a 10,000-row batch's time goes: each step of the request path, timed in-process."""
+    import gc
+
     import orjson
 
     from classifier.api.views.predict import predict_answer
@@ -840,6 +842,10 @@ def batch_breakdown(body: bytes, name: str) -> None:
     entry = live_registry.entry(name)
     model = load_entry(entry)
     state: dict = {}
+    # As each worker does after start-up (penguinsite/wsgi.py): what is loaded so far leaves the
+    # collector's full passes, which would otherwise scan the bench's own objects mid-step.
+    gc.collect()
+    gc.freeze()
 
     def answer() -> bytes:
         outcome = PredictionOutcome(
