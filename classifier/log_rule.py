@@ -25,7 +25,7 @@ first and installs them at the end, once 0008 is applied (``apps.py``).
 from __future__ import annotations
 
 RULE_MIGRATION = ("classifier", "0008_prediction_log_ascending_indexes_model_rule")
-RULE_ERROR = "model_id must be the model of version_id"
+RULE_ERROR = "version_id must be an existing version of model_id"
 CHALLENGER_ERROR = "challenger_version_id must be an existing version"
 FIXED_ERROR = "id and model_id of a version cannot change"
 LOGGED_ERROR = "a version named by logged predictions cannot be deleted"
