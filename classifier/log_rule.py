@@ -3,20 +3,23 @@ that version's model.
 
 ``Prediction.model`` repeats the version's model so the log has a (model, id) index. No
 foreign key guards the log's model, version or challenger's version: a key looks its parent up
-row by row, and with three of them that was most of a 10,000-row COPY. Triggers keep a
+and locks it row by row, and two of them took half of a 10,000-row COPY. Triggers keep a
 stronger rule instead:
 - on the log, a row written or re-pointed must name an existing version and that version's
   model, and an existing challenger's version when it names one. PostgreSQL checks an INSERT
   or COPY once over all its rows (a transition table); SQLite checks row by row;
-- on the versions, a version's id and model never change (a version is immutable), so the
-  rows that name it stay right; and on PostgreSQL a version that logged rows name cannot be
-  deleted, checked at commit like the key it replaces (a deferred constraint trigger).
+- on the versions, a version's id and model never change, so the rows that name it stay
+  right; and on PostgreSQL a version that logged rows name cannot be deleted. That is checked
+  at commit, as the key was (a deferred constraint trigger), and where the key locked the
+  version for every row written, the deleting transaction locks the log against writes while
+  it checks: a version is deleted rarely, rows are written all the time.
 On SQLite the ORM's PROTECT refuses deleting such a version; raw SQL is not checked there,
 since Django's ``flush`` deletes the versions before the log within one transaction and SQLite
 has no deferred trigger. The model's key on the versions still refuses deleting a model that
 has versions, on both.
 
-Migration 0008 installs the rule on PostgreSQL and 0009 brings it to this form. On SQLite,
+Migrations 0008 and 0009 install the rule on PostgreSQL, in this form whichever runs (0009,
+which removed the version's keys, installs it again for databases already past 0008). On SQLite,
 Django rebuilds a table to alter it, which drops the table's triggers and fails on the
 triggers that name the table it renames; so there every ``migrate`` (and ``flush``) lifts them
 first and installs them at the end, once 0008 is applied (``apps.py``).
@@ -74,6 +77,11 @@ $$""",
 CREATE OR REPLACE FUNCTION classifier_modelversion_is_unlogged() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- The log's writers lock no version (a key would lock each row's): instead the deleting
+    -- transaction waits here for every transaction writing to the log to end, and holds
+    -- new writes until it ends, so it sees each row that names the version, and a writer
+    -- that comes after it finds the version gone. Reads go on meanwhile.
+    LOCK TABLE classifier_prediction IN SHARE MODE;
     IF EXISTS (SELECT 1 FROM classifier_prediction WHERE version_id = OLD.id)
         OR EXISTS (SELECT 1 FROM classifier_prediction WHERE challenger_version_id = OLD.id)
     THEN

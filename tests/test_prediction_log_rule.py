@@ -7,8 +7,10 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import numpy as np
+import psycopg2
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
@@ -24,11 +26,12 @@ from classifier.log_rule import (
     log_rule_triggers,
 )
 from classifier.models import MLModel, ModelVersion, Prediction
+from classifier.prediction_log import LOG_FIELDS
 from classifier.services.predictions import prediction_log
 from core.datasets import dataset_load
-from core.encoding import EXAMPLES
+from core.encoding import EXAMPLES, FIELDS, row_to_input
 from tests.support.data import DATA
-from tests.support.models import register_result
+from tests.support.models import register_result, suite_database_url
 from tests.support.processes import REPO
 
 
@@ -176,9 +179,7 @@ def test_a_version_that_logged_rows_name_cannot_be_deleted_by_the_orm(two_models
 @pytest.mark.parametrize("named_as", ["version", "challenger"])
 def test_on_postgresql_raw_sql_cannot_delete_a_version_that_logged_rows_name(two_models, named_as):
     knn, svm = two_models
-    spare = ModelVersion.objects.create(
-        model=svm.model, number=99, artifact_path="models/spare.joblib", sha256="0" * 64
-    )
+    spare = _spare_version(svm.model)
     if named_as == "version":
         _log(spare, svm.model_id, 2)
     else:
@@ -199,6 +200,58 @@ def test_on_postgresql_raw_sql_cannot_delete_a_version_that_logged_rows_name(two
     Prediction.objects.all().delete()
     delete_spare()  # once no row names it, it goes
     assert not ModelVersion.objects.filter(pk=spare.pk).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("named_as", ["version", "challenger"])
+@pytest.mark.parametrize("first", ["the row is written", "the version is deleted"])
+def test_on_postgresql_a_version_deleted_while_a_row_naming_it_is_written_stays(trained_results, named_as, first):
+    # Two sessions at once: one writes a row naming a version, one deletes that version. A key
+    # would lock the version for the writer; the rule makes the deleting session wait for the
+    # writer instead, and then refuses, so no logged row ever names a missing version.
+    knn = register_result("knn", trained_results["knn"])
+    spare = _spare_version(knn.model)
+    columns = ", ".join(Prediction._meta.get_field(name).column for name in LOG_FIELDS)
+    sql = f"INSERT INTO classifier_prediction ({columns}) VALUES ({', '.join(['%s'] * len(LOG_FIELDS))})"
+    version_id, challenger = (spare.pk, None) if named_as == "version" else (knn.pk, spare.pk)
+    inputs = row_to_input(dataset_load(DATA).features()[0])
+    values = (knn.model_id, version_id, timezone.now(), "predict", *(inputs[field] for field in FIELDS), 1)
+    values += (None, None, None, 1.0, challenger, 2 if challenger else None)
+    writer, deleter = (psycopg2.connect(suite_database_url()) for _ in range(2))
+    try:
+        steps = [
+            lambda: writer.cursor().execute(sql, values),
+            lambda: deleter.cursor().execute("DELETE FROM classifier_modelversion WHERE id = %s", [spare.pk]),
+        ]
+        for step in steps if first == "the row is written" else steps[::-1]:
+            step()
+        outcome: list = []
+        committing = threading.Thread(target=lambda: outcome.append(_commit(deleter)))
+        committing.start()
+        committing.join(timeout=1.0)
+        assert committing.is_alive()  # the delete waits for the writer's transaction
+        writer.commit()
+        committing.join(timeout=10)
+    finally:
+        writer.close()
+        deleter.close()
+
+    assert outcome and isinstance(outcome[0], psycopg2.IntegrityError) and LOGGED_ERROR in str(outcome[0])
+    assert ModelVersion.objects.filter(pk=spare.pk).exists()
+    assert Prediction.objects.count() == 1  # the writer's row, naming the version that stayed
+
+
+def _spare_version(model):
+    return ModelVersion.objects.create(model=model, number=99, artifact_path="models/spare.joblib", sha256="0" * 64)
+
+
+def _commit(connection):
+    try:
+        connection.commit()
+    except psycopg2.Error as exc:
+        return exc
+    return None
 
 
 @pytest.mark.django_db(transaction=True)
