@@ -14,6 +14,10 @@ PostgreSQL's CPU (its session process, from /proc) per COPY and per INSERT, and 
 the table's indexes at the end. The log already holds ``--preload`` batches of rows from five
 models before the timing starts, since how an index grows shows only once it spans many pages.
 
+A last table splits a committed single-row INSERT's PostgreSQL CPU on the shipped log: copies of
+the log holding the same rows without the rule's trigger, without the secondary indexes, without
+any index, and a commit that does not wait for the WAL flush (the durable write's floor).
+
 Usage: ``python bench/log_table.py [--preload 20] [--batches 10] [--inserts 1000]``;
 ``BENCH_DATABASE_URL`` picks the server (default postgres://postgres@127.0.0.1:5432/).
 """
@@ -100,11 +104,11 @@ class Log:
 
         return self.timed(lambda: self.cursor.copy_expert(COPY_SQL, io.BytesIO(payload)))
 
-    def inserts(self, count: int, first_id: int) -> tuple[float, float]:
+    def inserts(self, count: int, first_id: int, table: str = "classifier_prediction") -> tuple[float, float]:
         from classifier.prediction_log import COPY_COLUMNS
 
         sql = (
-            f"INSERT INTO classifier_prediction ({', '.join(COPY_COLUMNS)}) "
+            f"INSERT INTO {table} ({', '.join(COPY_COLUMNS)}) "
             f"VALUES ({', '.join(['%s'] * len(COPY_COLUMNS))}) RETURNING id"
         )
 
@@ -151,6 +155,68 @@ def batch_payload(number: int, first_id: int, versions: list[tuple[int, int]], r
         probabilities=probabilities,
         latency_ms=3.0,
     )
+
+
+# Where a committed single-row INSERT's PostgreSQL CPU goes: the shipped log against copies of
+# it (same rows) with less of its work. (name, table, statements that make the copy, whether the
+# commit waits for the WAL flush).
+FLOOR = [
+    ("the log as shipped", "classifier_prediction", [], True),
+    (
+        "without the rule's trigger (same columns, checks and indexes)",
+        "bench_log_unruled",
+        ["CREATE TABLE bench_log_unruled (LIKE classifier_prediction INCLUDING ALL)"],
+        True,
+    ),
+    (
+        "primary key only (no secondary index, no rule)",
+        "bench_log_keyed",
+        [
+            "CREATE TABLE bench_log_keyed (LIKE classifier_prediction INCLUDING DEFAULTS INCLUDING IDENTITY "
+            "INCLUDING CONSTRAINTS)",
+            "ALTER TABLE bench_log_keyed ADD PRIMARY KEY (id)",
+        ],
+        True,
+    ),
+    (
+        "heap only (no index at all)",
+        "bench_log_heap",
+        ["CREATE TABLE bench_log_heap (LIKE classifier_prediction INCLUDING DEFAULTS INCLUDING IDENTITY)"],
+        True,
+    ),
+    ("heap only, commit not waiting for the WAL flush (not durable)", "bench_log_heap", [], False),
+]
+
+
+def insert_floor(log: Log, count: int, first_id: int) -> None:
+    """Single committed INSERTs into the log as shipped and into copies of it with less work."""
+    tables = {}
+    for _, table, statements, _ in FLOOR:
+        for statement in statements:
+            log.cursor.execute(statement)
+        if statements:
+            log.cursor.execute(f"INSERT INTO {table} SELECT * FROM classifier_prediction")
+            tables[table] = True
+    log.cursor.execute("CHECKPOINT")
+    log.session.commit()
+    timings = {name: [] for name, *_ in FLOOR}
+    for number in range(6):
+        for name, table, _, durable in FLOOR if number % 2 == 0 else FLOOR[::-1]:
+            log.cursor.execute(f"SET synchronous_commit TO {'on' if durable else 'off'}")
+            log.session.commit()
+            timings[name].append(log.inserts(count, first_id, table))
+            first_id += count
+    log.cursor.execute("SET synchronous_commit TO on")
+    for table in tables:
+        log.cursor.execute(f"DROP TABLE {table}")
+    log.session.commit()
+    say(f"\nsingle committed INSERT, PostgreSQL's CPU by what the table does (6 rounds of {count:,}, median)")
+    say("| table | INSERT µs | PostgreSQL CPU µs |")
+    say("|---|---|---|")
+    for name, runs in timings.items():
+        wall = statistics.median(timing[0] for timing in runs) / count
+        cpu = statistics.median(timing[1] for timing in runs) / count
+        say(f"| {name} | {wall * 1e6:.0f} | {cpu * 1e6:.0f} |")
 
 
 def main() -> None:
@@ -204,6 +270,7 @@ def main() -> None:
                 f"| {shape} | {wall * 1e3:.0f} | {cpu * 1e3:.0f} | {ROWS / wall:,.0f} | {one * 1e6:.0f} | "
                 f"{one_cpu * 1e6:.0f} | {log.index_megabytes():.0f} |"
             )
+        insert_floor(logs["shipped"], options.inserts, next_id)
         for log in logs.values():
             log.session.close()
     finally:
