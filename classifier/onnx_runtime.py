@@ -24,7 +24,10 @@ process answers from it without unpickling the estimator.
 from __future__ import annotations
 
 import json
+import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -237,6 +240,51 @@ def session_options() -> Any:
     return options
 
 
+# A large batch to a tree ensemble is cut into blocks of rows run at once on one session, each
+# on one thread (onnxruntime releases the GIL). Each row's answer stays the same, bit for bit: it
+# is still computed by one thread, tree after tree in the same order, whatever rows share its
+# block (onnxruntime's own threads would add the trees up in another order). Only graphs made of
+# these operators are cut: a matrix product (logistic regression, SVM, k-NN distances) may round
+# a row's last bit differently with the block's size. Below SPLIT_MIN_ROWS rows per block,
+# handing a block over costs more than it saves.
+ROW_BY_ROW_OPERATORS = frozenset(
+    {
+        ("", "Cast"),
+        ("", "Identity"),
+        ("", "Add"),
+        ("", "Sub"),
+        ("", "Mul"),
+        ("", "Div"),
+        ("ai.onnx.ml", "TreeEnsembleClassifier"),
+        ("ai.onnx.ml", "TreeEnsembleRegressor"),
+    }
+)
+SPLIT_MIN_ROWS = 1_000
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _split_pool(threads: int) -> ThreadPoolExecutor:
+    """This process's threads for the blocks after the first (made after a fork, never shared)."""
+    key = (os.getpid(), threads)
+    pool = _pools.get(key)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.get(key)
+            if pool is None:
+                for stale in [other for other in _pools if other[0] != key[0]]:
+                    del _pools[stale]  # a parent's pool: its threads did not survive the fork
+                pool = _pools[key] = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="onnx-rows")
+    return pool
+
+
+def _operators(data: bytes) -> set[tuple[str, str]]:
+    """The (domain, operator) pairs of a model's graph."""
+    import onnx
+
+    return {(node.domain, node.op_type) for node in onnx.load_from_string(data).graph.node}
+
+
 class OnnxPredictor:
     """An onnxruntime session for one ONNX file, and how to read its output."""
 
@@ -244,6 +292,7 @@ class OnnxPredictor:
         import onnxruntime
 
         self.session = onnxruntime.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
+        self.row_by_row = _operators(data) <= ROW_BY_ROW_OPERATORS
         outputs = [output.name for output in self.session.get_outputs()]
         self._label_output = outputs[0]
         self._proba_output = outputs[1] if len(outputs) > 1 else None
@@ -268,7 +317,15 @@ class OnnxPredictor:
         wanted = [self._label_output]
         if with_proba and self._proba_output is not None:
             wanted.append(self._proba_output)
-        feed = {INPUT_NAME: np.ascontiguousarray(features, dtype=np.float64)}
-        result = self.session.run(wanted, feed)
+        features = np.ascontiguousarray(features, dtype=np.float64)
+        blocks = min(settings.PENGUIN_PREDICT_THREADS, len(features) // SPLIT_MIN_ROWS) if self.row_by_row else 1
+        if blocks < 2:
+            result = self.session.run(wanted, {INPUT_NAME: features})
+        else:
+            first, *rest = np.array_split(features, blocks)
+            pool = _split_pool(settings.PENGUIN_PREDICT_THREADS)
+            pending = [pool.submit(self.session.run, wanted, {INPUT_NAME: block}) for block in rest]
+            parts = [self.session.run(wanted, {INPUT_NAME: first}), *(future.result() for future in pending)]
+            result = [np.concatenate([part[index] for part in parts]) for index in range(len(wanted))]
         probabilities = np.asarray(result[1], dtype=np.float64) if len(result) > 1 else None
         return np.asarray(result[0]), probabilities

@@ -209,6 +209,10 @@ PENGUIN_PROMOTION_MARGIN = env_float("PENGUIN_PROMOTION_MARGIN", 0.02, minimum=0
 PENGUIN_TRAINING_MAX_ATTEMPTS = env_int("PENGUIN_TRAINING_MAX_ATTEMPTS", 3, minimum=1)
 PENGUIN_MAX_BATCH = env_int("PENGUIN_MAX_BATCH", 20_000, minimum=1)
 PENGUIN_MODEL_CACHE_SIZE = env_int("PENGUIN_MODEL_CACHE_SIZE", 32, minimum=1)
+# A batch of at least 2,000 rows to a tree ensemble (random forest, gradient boosting) served
+# by onnxruntime is predicted in blocks of rows on up to this many threads at once, each row's
+# answer unchanged; 1: one thread, as for a single penguin.
+PENGUIN_PREDICT_THREADS = env_int("PENGUIN_PREDICT_THREADS", 2, minimum=1)
 # On (the default) every logged prediction is flushed to disk before its answer is sent, so
 # no answer outlives its row even if PostgreSQL crashes; that costs one WAL flush per single
 # classify (several ms on a virtual disk). Off: the row is still committed before the answer,

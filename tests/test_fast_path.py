@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import select
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -321,6 +325,69 @@ def test_the_batch_writer_stores_the_same_values_as_one_row_at_a_time(knn_model)
     assert stored["batch"][0][2] == dict(zip(SPECIES_IDS, probabilities_rounded(probabilities)[0].tolist()))
 
 
+def _varied_rows(count: int) -> np.ndarray:
+    """``count`` dataset penguins with their measurements moved a little, so rows differ."""
+    features = dataset_load(DATA).features()
+    rng = np.random.default_rng(7)
+    rows = features[rng.integers(0, len(features), size=count)].copy()
+    rows[:, 1:5] += rng.normal(0, 0.5, size=(count, 4))
+    return rows
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4, 7])
+def test_a_large_batch_gets_the_same_answers_bit_for_bit_whatever_the_threads(default_models, settings, threads):
+    for count in (2_000, 5_003, 10_000):
+        rows = _varied_rows(count)
+        for name, version in default_models.items():
+            model = loaded(version)
+            settings.PENGUIN_PREDICT_THREADS = 1
+            one_species, one_probabilities = model.predict_with_proba(rows, with_proba=True)
+            settings.PENGUIN_PREDICT_THREADS = threads
+            species, probabilities = model.predict_with_proba(rows, with_proba=True)
+            # A forest summed by onnxruntime's own threads differs in the 7th decimal; a matrix
+            # product cut into blocks of another size, in the last bit.
+            assert np.array_equal(species, one_species), (name, count)
+            assert np.array_equal(probabilities, one_probabilities), (name, count)
+    # The forests' batches were shared with a second thread.
+    assert any(thread.name.startswith("onnx-rows") for thread in threading.enumerate())
+
+
+def test_a_forest_gives_a_penguin_in_a_large_batch_the_answer_it_gets_alone(default_models):
+    rows = _varied_rows(4_000)
+    for name in ("randomforest", "gradientboosting"):
+        model = loaded(default_models[name])
+        species, probabilities = model.predict_with_proba(rows, with_proba=True)
+        sample = range(0, len(rows), 53)
+        alone = [model.predict_with_proba(rows[index : index + 1], with_proba=True) for index in sample]
+        assert np.array_equal(np.concatenate([answer[0] for answer in alone]), species[::53]), name
+        assert np.array_equal(np.concatenate([answer[1] for answer in alone]), probabilities[::53]), name
+
+
+def test_a_forked_worker_predicts_a_large_batch_with_its_own_threads(default_models):
+    """gunicorn forks its workers: a pool started before the fork has no threads in the child."""
+    rows = _varied_rows(4_000)
+    model = loaded(default_models["randomforest"])
+    expected, _ = model.predict_with_proba(rows, with_proba=True)  # the parent's pool now exists
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (runs in the child)
+        try:
+            species, _ = model.predict_with_proba(rows, with_proba=True)
+            os.write(writing, b"same" if np.array_equal(species, expected) else b"different")
+        finally:
+            os._exit(0)
+    os.close(writing)
+    try:
+        ready, _, _ = select.select([reading], [], [], 30)
+        assert ready, "the forked process never finished its batch"
+        assert os.read(reading, 100) == b"same"
+    finally:
+        os.close(reading)
+        if not ready:
+            os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
 def test_convert_models_gives_an_older_version_the_fast_path(client, knn_model, artifacts_dir):
     from io import StringIO
 
@@ -357,7 +424,13 @@ def test_the_version_detail_says_which_runtime_serves_it(api_client, knn_model, 
 
 
 @pytest.mark.parametrize(
-    "variable", ["PENGUIN_LOG_SYNC_COMMIT", "DATABASE_CONN_HEALTH_CHECKS", "DATABASE_HEALTH_CHECK_QUERY"]
+    "variable",
+    [
+        "PENGUIN_LOG_SYNC_COMMIT",
+        "DATABASE_CONN_HEALTH_CHECKS",
+        "DATABASE_HEALTH_CHECK_QUERY",
+        "PENGUIN_PREDICT_THREADS",
+    ],
 )
 def test_a_bad_value_for_a_speed_switch_stops_start_up_naming_it(variable):
     from tests.support.processes import django_start as start
