@@ -292,7 +292,8 @@ class OnnxPredictor:
         import onnxruntime
 
         self.session = onnxruntime.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
-        self.row_by_row = _operators(data) <= ROW_BY_ROW_OPERATORS
+        self._data = data  # read again for its operators on the first large batch
+        self._row_by_row: bool | None = None
         outputs = [output.name for output in self.session.get_outputs()]
         self._label_output = outputs[0]
         self._proba_output = outputs[1] if len(outputs) > 1 else None
@@ -309,6 +310,14 @@ class OnnxPredictor:
                 variant=values.get("variant", ""),
             )
 
+    @property
+    def row_by_row(self) -> bool:
+        """Whether each row is computed on its own (a batch may be cut into blocks). Read on the
+        first large batch, not at load: the onnx package costs a worker 11 MB."""
+        if self._row_by_row is None:
+            self._row_by_row = _operators(self._data) <= ROW_BY_ROW_OPERATORS
+        return self._row_by_row
+
     def run_raw(self, features: np.ndarray, *, with_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Class values (as the estimator's ``predict``) and probabilities (``predict_proba``).
 
@@ -318,8 +327,8 @@ class OnnxPredictor:
         if with_proba and self._proba_output is not None:
             wanted.append(self._proba_output)
         features = np.ascontiguousarray(features, dtype=np.float64)
-        blocks = min(settings.PENGUIN_PREDICT_THREADS, len(features) // SPLIT_MIN_ROWS) if self.row_by_row else 1
-        if blocks < 2:
+        blocks = min(settings.PENGUIN_PREDICT_THREADS, len(features) // SPLIT_MIN_ROWS)
+        if blocks < 2 or not self.row_by_row:
             result = self.session.run(wanted, {INPUT_NAME: features})
         else:
             first, *rest = np.array_split(features, blocks)
