@@ -272,6 +272,22 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
+def quiet(servers, *, longest: float = 5.0) -> float:
+    """Wait until no server is still working off the round before (wrk stops sending, but the
+    requests it already sent are answered: eight unpickling requests keep both cores busy for
+    about a quarter of a second), so each round measures its own server alone. Returns the wait."""
+    pids = [pid for server in servers for pid in server.workers()] + database_backend_pids()
+    started = time.monotonic()
+    before = cpu_by_pid(pids)
+    while time.monotonic() - started < longest:
+        time.sleep(0.1)
+        after = cpu_by_pid(pids)
+        if cpu_used(before, after) <= 0.01:  # at most one clock tick in 100 ms: idle
+            break
+        before = after
+    return time.monotonic() - started
+
+
 # --- sections ---------------------------------------------------------------------------------
 
 
@@ -533,6 +549,7 @@ def section_single(
         for name in names:
             for _ in range(rounds):
                 for kind, server in running.items():
+                    quiet(running.values())
                     part = measured_load(server, path=f"/classify/{name}", body_file=body_file, seconds=duration)
                     parts.setdefault(name, {}).setdefault(kind, []).append(part)
                     loads.setdefault(name, {}).setdefault(kind, []).append(os.getloadavg()[0])
