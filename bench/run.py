@@ -7,7 +7,7 @@ with the production config (``penguinsite/gunicorn.conf.py``) on 127.0.0.1 only.
 - training: time per algorithm (trainer, ONNX export + parity, whole run) vs a bare ``fit``;
 - compute: per-call model time, onnxruntime vs scikit-learn, in-process;
 - single: POST /classify/<name> under wrk (8 connections, rounds taking turns between the
-  servers), vs "bare" (a minimal WSGI app, same parsing and model, no Django/DB) and "old"
+  servers, each once they are idle), vs "bare" (a minimal WSGI app, same parsing and model, no Django/DB) and "old"
   (unpickle per request);
 - memory: RSS of a gunicorn worker with every default model loaded, vs the bare app's;
 - batch: 10,000 rows in one POST /api/v1/models/<name>/predict (logged) vs in-process
