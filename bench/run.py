@@ -7,8 +7,8 @@ with the production config (``penguinsite/gunicorn.conf.py``) on 127.0.0.1 only.
 - training: time per algorithm (trainer, ONNX export + parity, whole run) vs a bare ``fit``;
 - compute: per-call model time, onnxruntime vs scikit-learn, in-process;
 - single: POST /classify/<name> under wrk (8 connections, rounds taking turns between the
-  servers, each once they are idle), vs "bare" (a minimal WSGI app, same parsing and model, no Django/DB) and "old"
-  (unpickle per request);
+  servers, each once they are idle), vs "bare" (a minimal WSGI app, same parsing and model,
+  no Django/DB) and "old" (unpickle per request);
 - memory: RSS of a gunicorn worker with every default model loaded, vs the bare app's;
 - batch: 10,000 rows in one POST /api/v1/models/<name>/predict (logged) vs in-process
   ``pipeline.predict``;
@@ -272,10 +272,10 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
-def quiet(servers, *, longest: float = 5.0) -> float:
+def quiet(servers, *, longest: float = 5.0) -> None:
     """Wait until no server is still working off the round before (wrk stops sending, but the
     requests it already sent are answered: eight unpickling requests keep both cores busy for
-    about a quarter of a second), so each round measures its own server alone. Returns the wait."""
+    about a quarter of a second), so each round measures its own server alone."""
     pids = [pid for server in servers for pid in server.workers()] + database_backend_pids()
     started = time.monotonic()
     before = cpu_by_pid(pids)
@@ -283,9 +283,8 @@ def quiet(servers, *, longest: float = 5.0) -> float:
         time.sleep(0.1)
         after = cpu_by_pid(pids)
         if cpu_used(before, after) <= 0.01:  # at most one clock tick in 100 ms: idle
-            break
+            return
         before = after
-    return time.monotonic() - started
 
 
 # --- sections ---------------------------------------------------------------------------------
