@@ -335,7 +335,19 @@ def _varied_rows(count: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("threads", [2, 3, 4, 7])
-def test_a_large_batch_gets_the_same_answers_bit_for_bit_whatever_the_threads(default_models, settings, threads):
+def test_a_large_batch_gets_the_same_answers_bit_for_bit_whatever_the_threads(
+    default_models, settings, monkeypatch, threads
+):
+    ran_on: dict[str, set[str]] = {}
+    for name, version in default_models.items():
+        session = loaded(version).onnx.session
+        run = session.run
+
+        def counted(*args, _run=run, _name=name, **kwargs):
+            ran_on.setdefault(_name, set()).add(threading.current_thread().name)
+            return _run(*args, **kwargs)
+
+        monkeypatch.setattr(session, "run", counted)
     for count in (2_000, 5_003, 10_000):
         rows = _varied_rows(count)
         for name, version in default_models.items():
@@ -348,8 +360,14 @@ def test_a_large_batch_gets_the_same_answers_bit_for_bit_whatever_the_threads(de
             # product cut into blocks of another size, in the last bit.
             assert np.array_equal(species, one_species), (name, count)
             assert np.array_equal(probabilities, one_probabilities), (name, count)
-    # The forests' batches were shared with a second thread.
-    assert any(thread.name.startswith("onnx-rows") for thread in threading.enumerate())
+    # The forests' batches were shared between threads; the others' kept one.
+    assert {name: len(names) > 1 for name, names in ran_on.items()} == {
+        "randomforest": True,
+        "gradientboosting": True,
+        "logisticregression": False,
+        "svm": False,
+        "knn": False,
+    }
 
 
 def test_a_forest_gives_a_penguin_in_a_large_batch_the_answer_it_gets_alone(default_models):
@@ -377,6 +395,7 @@ def test_a_forked_worker_predicts_a_large_batch_with_its_own_threads(default_mod
         finally:
             os._exit(0)
     os.close(writing)
+    ready = []
     try:
         ready, _, _ = select.select([reading], [], [], 30)
         assert ready, "the forked process never finished its batch"
