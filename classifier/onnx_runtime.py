@@ -23,6 +23,7 @@ process answers from it without unpickling the estimator.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -240,13 +241,13 @@ def session_options() -> Any:
     return options
 
 
-# A large batch to a tree ensemble is cut into blocks of rows run at once on one session, each
-# on one thread (onnxruntime releases the GIL). Each row's answer stays the same, bit for bit: it
-# is still computed by one thread, tree after tree in the same order, whatever rows share its
-# block (onnxruntime's own threads would add the trees up in another order). Only graphs made of
-# these operators are cut: a matrix product (logistic regression, SVM, k-NN distances) may round
-# a row's last bit differently with the block's size. Below SPLIT_MIN_ROWS rows per block,
-# handing a block over costs more than it saves.
+# A large batch to a tree ensemble is cut into blocks of about SPLIT_MIN_ROWS rows (from twice
+# that), which several threads run at once on one session (onnxruntime releases the GIL). Each
+# row's answer stays the same, bit for bit: it is still computed by one thread, tree after tree
+# in the same order, whatever rows share its block (onnxruntime's own threads would add the
+# trees up in another order). Only graphs made of these operators are cut: a matrix product
+# (logistic regression, SVM, k-NN distances) may round a row's last bit differently with the
+# block's size.
 ROW_BY_ROW_OPERATORS = frozenset(
     {
         ("", "Cast"),
@@ -316,6 +317,7 @@ class OnnxPredictor:
         first large batch, not at load: the onnx package costs a worker 11 MB."""
         if self._row_by_row is None:
             self._row_by_row = _operators(self._data) <= ROW_BY_ROW_OPERATORS
+            self._data = b""  # read once
         return self._row_by_row
 
     def run_raw(self, features: np.ndarray, *, with_proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -327,14 +329,30 @@ class OnnxPredictor:
         if with_proba and self._proba_output is not None:
             wanted.append(self._proba_output)
         features = np.ascontiguousarray(features, dtype=np.float64)
-        blocks = min(settings.PENGUIN_PREDICT_THREADS, len(features) // SPLIT_MIN_ROWS)
-        if blocks < 2 or not self.row_by_row:
+        threads = settings.PENGUIN_PREDICT_THREADS
+        if threads < 2 or len(features) < 2 * SPLIT_MIN_ROWS or not self.row_by_row:
             result = self.session.run(wanted, {INPUT_NAME: features})
         else:
-            first, *rest = np.array_split(features, blocks)
-            pool = _split_pool(settings.PENGUIN_PREDICT_THREADS)
-            pending = [pool.submit(self.session.run, wanted, {INPUT_NAME: block}) for block in rest]
-            parts = [self.session.run(wanted, {INPUT_NAME: first}), *(future.result() for future in pending)]
-            result = [np.concatenate([part[index] for part in parts]) for index in range(len(wanted))]
+            result = self._run_blocks(wanted, np.array_split(features, len(features) // SPLIT_MIN_ROWS), threads)
         probabilities = np.asarray(result[1], dtype=np.float64) if len(result) > 1 else None
         return np.asarray(result[0]), probabilities
+
+    def _run_blocks(self, wanted: list[str], blocks: list[np.ndarray], threads: int) -> list[np.ndarray]:
+        """The blocks' outputs, joined in order. This thread and up to ``threads - 1`` of the pool's
+        take the blocks one at a time until none is left. A pool thread busy with another batch
+        helps once it is free, and this thread never waits for one that has not started: so
+        batches that meet share the threads, and no core idles while a block is left."""
+        parts: list = [None] * len(blocks)
+        order = itertools.count()  # next() on it is atomic: each block is taken once
+
+        def take() -> None:
+            while (index := next(order)) < len(blocks):
+                parts[index] = self.session.run(wanted, {INPUT_NAME: blocks[index]})
+
+        pool = _split_pool(threads)
+        helpers = [pool.submit(take) for _ in range(threads - 1)]
+        take()
+        for helper in helpers:
+            if not helper.cancel():  # started: it is finishing a block of this batch
+                helper.result()
+        return [np.concatenate([part[index] for part in parts]) for index in range(len(wanted))]

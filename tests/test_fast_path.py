@@ -381,17 +381,60 @@ def test_a_forest_gives_a_penguin_in_a_large_batch_the_answer_it_gets_alone(defa
         assert np.array_equal(np.concatenate([answer[1] for answer in alone]), probabilities[::53]), name
 
 
-def test_a_forked_worker_predicts_a_large_batch_with_its_own_threads(default_models):
-    """gunicorn forks its workers: a pool started before the fork has no threads in the child."""
-    rows = _varied_rows(4_000)
+def test_a_large_batch_runs_its_blocks_itself_while_the_pool_is_busy_and_never_waits_for_it(
+    default_models, settings, monkeypatch
+):
+    """Batches that meet share the threads: a busy pool must not hold a batch back."""
+    settings.PENGUIN_PREDICT_THREADS = 3
+    model = loaded(default_models["randomforest"])
+    rows = _varied_rows(6_000)
+    expected_species, expected_probabilities = model.predict_with_proba(rows, with_proba=True)
+    pool = onnx_runtime._split_pool(3)
+    held = threading.Event()
+    for _ in range(2):  # other work holds both of the pool's threads
+        pool.submit(held.wait, 60)
+    ran_on = []
+    run = model.onnx.session.run
+
+    def counted(*args, **kwargs):
+        ran_on.append(threading.current_thread().name)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(model.onnx.session, "run", counted)
+    answers = []
+    batch = threading.Thread(target=lambda: answers.append(model.predict_with_proba(rows, with_proba=True)))
+    try:
+        batch.start()
+        batch.join(30)
+        assert answers, "the batch waited for the busy pool"
+    finally:
+        held.set()
+        batch.join()
+
+    assert ran_on == [batch.name] * 6  # every block on the batch's own thread
+    assert np.array_equal(answers[0][0], expected_species)
+    assert np.array_equal(answers[0][1], expected_probabilities)
+
+
+def test_a_forked_worker_shares_a_large_batch_with_threads_of_its_own(default_models):
+    """gunicorn forks its workers: a pool made before the fork has no threads in the child."""
+    rows = _varied_rows(10_000)
     model = loaded(default_models["randomforest"])
     expected, _ = model.predict_with_proba(rows, with_proba=True)  # the parent's pool now exists
     reading, writing = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover (runs in the child)
         try:
+            ran_on = set()
+            run = model.onnx.session.run
+
+            def counted(*args, **kwargs):
+                ran_on.add(threading.current_thread().name)
+                return run(*args, **kwargs)
+
+            model.onnx.session.run = counted
             species, _ = model.predict_with_proba(rows, with_proba=True)
-            os.write(writing, b"same" if np.array_equal(species, expected) else b"different")
+            os.write(writing, f"{np.array_equal(species, expected)} {len(ran_on)}".encode())
         finally:
             os._exit(0)
     os.close(writing)
@@ -399,7 +442,7 @@ def test_a_forked_worker_predicts_a_large_batch_with_its_own_threads(default_mod
     try:
         ready, _, _ = select.select([reading], [], [], 30)
         assert ready, "the forked process never finished its batch"
-        assert os.read(reading, 100) == b"same"
+        assert os.read(reading, 100) == b"True 2"  # the same answers, on two threads
     finally:
         os.close(reading)
         if not ready:
