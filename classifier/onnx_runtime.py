@@ -266,7 +266,7 @@ _pools_lock = threading.Lock()
 
 
 def _split_pool(threads: int) -> ThreadPoolExecutor:
-    """This process's threads for the blocks after the first (made after a fork, never shared)."""
+    """This process's threads that help with large batches (made after a fork, never shared)."""
     key = (os.getpid(), threads)
     pool = _pools.get(key)
     if pool is None:
