@@ -14,7 +14,8 @@ PostgreSQL's CPU (its session process, from /proc) per COPY and per INSERT, and 
 the table's indexes at the end. The log already holds ``--preload`` batches of rows from five
 models before the timing starts, since how an index grows shows only once it spans many pages.
 
-A last table splits a committed single-row INSERT's PostgreSQL CPU on the shipped log: copies of
+A last table splits a committed single-row INSERT's PostgreSQL CPU on the shipped log: the
+INSERT prepared once per session (as the service sends it) and as plain text, then copies of
 the log holding the same rows without the rule's trigger, without the secondary indexes, without
 any index, and a commit that does not wait for the WAL flush (the durable write's floor).
 
@@ -104,13 +105,24 @@ class Log:
 
         return self.timed(lambda: self.cursor.copy_expert(COPY_SQL, io.BytesIO(payload)))
 
-    def inserts(self, count: int, first_id: int, table: str = "classifier_prediction") -> tuple[float, float]:
+    def inserts(
+        self, count: int, first_id: int, table: str = "classifier_prediction", prepared: bool = False
+    ) -> tuple[float, float]:
+        """``count`` single-row INSERTs, each committed; ``prepared``: as one statement prepared
+        on this session (PREPARE once, EXECUTE per row), as the service sends its log's INSERT."""
         from classifier.prediction_log import COPY_COLUMNS
 
         sql = (
             f"INSERT INTO {table} ({', '.join(COPY_COLUMNS)}) "
             f"VALUES ({', '.join(['%s'] * len(COPY_COLUMNS))}) RETURNING id"
         )
+        if prepared:
+            name = f"bench_insert_{table}"
+            self.cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [name])
+            if self.cursor.fetchone() is None:
+                numbered = ", ".join(f"${number}" for number in range(1, len(COPY_COLUMNS) + 1))
+                self.cursor.execute(f"PREPARE {name} AS {sql.split(' VALUES ')[0]} VALUES ({numbered}) RETURNING id")
+            sql = f"EXECUTE {name} ({', '.join(['%s'] * len(COPY_COLUMNS))})"
 
         def write():
             for number in range(count):
@@ -157,16 +169,19 @@ def batch_payload(number: int, first_id: int, versions: list[tuple[int, int]], r
     )
 
 
-# Where a committed single-row INSERT's PostgreSQL CPU goes: the shipped log against copies of
-# it (same rows) with less of its work. (name, table, statements that make the copy, whether the
-# commit waits for the WAL flush).
+# Where a committed single-row INSERT's PostgreSQL CPU goes: the shipped log, its INSERT prepared
+# as the service sends it and as plain text, against copies of it (same rows, plain text) with
+# less of its work. (name, table, statements that make the copy, whether the commit waits for
+# the WAL flush, whether the INSERT is prepared).
 FLOOR = [
-    ("the log as shipped", "classifier_prediction", [], True),
+    ("the log as shipped, the INSERT prepared once (as the service sends it)", "classifier_prediction", [], True, True),
+    ("the log as shipped, the INSERT as text (parsed and planned each time)", "classifier_prediction", [], True, False),
     (
         "without the rule's trigger (same columns, checks and indexes)",
         "bench_log_unruled",
         ["CREATE TABLE bench_log_unruled (LIKE classifier_prediction INCLUDING ALL)"],
         True,
+        False,
     ),
     (
         "primary key only (no secondary index, no rule)",
@@ -177,21 +192,23 @@ FLOOR = [
             "ALTER TABLE bench_log_keyed ADD PRIMARY KEY (id)",
         ],
         True,
+        False,
     ),
     (
         "heap only (no index at all)",
         "bench_log_heap",
         ["CREATE TABLE bench_log_heap (LIKE classifier_prediction INCLUDING DEFAULTS INCLUDING IDENTITY)"],
         True,
+        False,
     ),
-    ("heap only, commit not waiting for the WAL flush (not durable)", "bench_log_heap", [], False),
+    ("heap only, commit not waiting for the WAL flush (not durable)", "bench_log_heap", [], False, False),
 ]
 
 
 def insert_floor(log: Log, count: int, first_id: int) -> None:
     """Single committed INSERTs into the log as shipped and into copies of it with less work."""
-    copies = [table for _, table, statements, _ in FLOOR if statements]
-    for _, table, statements, _ in FLOOR:
+    copies = [table for _, table, statements, *_ in FLOOR if statements]
+    for _, table, statements, *_ in FLOOR:
         for statement in statements:
             log.cursor.execute(statement)
         if statements:
@@ -200,10 +217,10 @@ def insert_floor(log: Log, count: int, first_id: int) -> None:
     log.session.commit()
     timings = {name: [] for name, *_ in FLOOR}
     for number in range(6):
-        for name, table, _, durable in FLOOR if number % 2 == 0 else FLOOR[::-1]:
+        for name, table, _, durable, prepared in FLOOR if number % 2 == 0 else FLOOR[::-1]:
             log.cursor.execute(f"SET synchronous_commit TO {'on' if durable else 'off'}")
             log.session.commit()
-            timings[name].append(log.inserts(count, first_id, table))
+            timings[name].append(log.inserts(count, first_id, table, prepared))
             first_id += count
     log.cursor.execute("SET synchronous_commit TO on")
     for table in copies:

@@ -78,6 +78,8 @@ SERVERS = {
     "django-nohealth": "DATABASE_CONN_HEALTH_CHECKS=0: no connection check before the INSERT (still durable)",
     "django-ping": "DATABASE_HEALTH_CHECK_QUERY=1: Django's SELECT 1 before each request's INSERT instead of "
     "reading the connection's socket",
+    "django-unprepared": "DATABASE_PREPARED_STATEMENTS=0: the log's INSERT sent as text, parsed and planned on "
+    "every call, instead of prepared once per connection",
     "django-relaxed": "PENGUIN_LOG_SYNC_COMMIT=0 and DATABASE_CONN_HEALTH_CHECKS=0: the INSERT does not wait for "
     "the WAL flush, and no SELECT 1 precedes it (not durable: not a contender, for reference)",
 }
@@ -95,6 +97,7 @@ VARIANT_ENV = {
     "django-nohealth": {"DATABASE_CONN_HEALTH_CHECKS": "0"},
     "django-ping": {"DATABASE_HEALTH_CHECK_QUERY": "1"},
     "django-relaxed": {"PENGUIN_LOG_SYNC_COMMIT": "0", "DATABASE_CONN_HEALTH_CHECKS": "0"},
+    "django-unprepared": {"DATABASE_PREPARED_STATEMENTS": "0"},
 }
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/penguin_bench"
 KINDS = tuple(SERVERS)
@@ -105,6 +108,7 @@ DEFAULT_KINDS = (
     "old-shipped",
     "django-nodoor",
     "django-ping",
+    "django-unprepared",
     "django-full",
     "django-sync",
     "bare-sync",

@@ -196,10 +196,11 @@ LOG_FIELDS = (
     "challenger_species_id",
 )
 NO_PROBABILITY_VALUES = (None,) * len(PROBABILITY_COLUMNS)
+PREPARED_INSERT = "penguin_log_insert"  # the prepared statement's name on each PostgreSQL connection
 
 
 @functools.cache
-def _prediction_insert_statement(vendor: str, sync_commit: bool) -> tuple[str, tuple | None, bool]:
+def _prediction_insert_statement(vendor: str, sync_commit: bool) -> tuple[str, tuple | None, bool, bool]:
     """The INSERT for one Prediction row on this database, built once per process, with the
     fields whose values need the ORM's preparation (None on PostgreSQL: psycopg2 takes the
     ints, floats, strings and aware datetime as they are, and skipping 21 get_db_prep_save
@@ -208,6 +209,9 @@ def _prediction_insert_statement(vendor: str, sync_commit: bool) -> tuple[str, t
     With PENGUIN_LOG_SYNC_COMMIT off, PostgreSQL runs it with ``synchronous_commit`` off:
     both statements go in one round trip and form one implicit transaction, so the setting
     applies to this INSERT only.
+
+    On PostgreSQL the INSERT alone (synchronous commit on) may run as a prepared statement
+    (``penguinsite/postgresql/base.py``; ``DATABASE_PREPARED_STATEMENTS``).
     """
     meta = Prediction._meta
     fields = tuple(meta.get_field(name) for name in LOG_FIELDS)
@@ -219,17 +223,20 @@ def _prediction_insert_statement(vendor: str, sync_commit: bool) -> tuple[str, t
     )
     if returning:
         sql += f" RETURNING {quote(meta.pk.column)}"
+    prepared = vendor == "postgresql" and sync_commit and hasattr(connection, "fetchone_prepared")
     if vendor == "postgresql" and not sync_commit:
         sql = "SET LOCAL synchronous_commit TO OFF; " + sql
-    return sql, None if vendor == "postgresql" else fields, returning
+    return sql, None if vendor == "postgresql" else fields, returning, prepared
 
 
 def prediction_insert_one(values: tuple) -> int:
     """Insert one row (values in LOG_FIELDS order, as Python ints, floats, strings, an aware
     datetime or None) and return its id."""
     db = connections[DEFAULT_DB_ALIAS]  # looked up once: each access through the proxy costs a lookup
-    sql, fields, returning = _prediction_insert_statement(db.vendor, settings.PENGUIN_LOG_SYNC_COMMIT)
+    sql, fields, returning, prepared = _prediction_insert_statement(db.vendor, settings.PENGUIN_LOG_SYNC_COMMIT)
     params = values if fields is None else [field.get_db_prep_save(value, db) for field, value in zip(fields, values)]
+    if prepared and db.prepared_allowed():
+        return db.fetchone_prepared(PREPARED_INSERT, sql, params)[0]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         if returning:

@@ -142,9 +142,14 @@ except ValueError as exc:
 # Django's SELECT 1 before every request, for a network path that drops idle connections
 # without closing them (some NATs and load balancers): the socket check cannot see that.
 _health_check_query = env_bool("DATABASE_HEALTH_CHECK_QUERY", False)
+# The prediction log's INSERT prepared once per connection (penguinsite/postgresql/base.py).
+# 0 behind a pooler that moves a session's statements between server sessions (PgBouncer in
+# transaction or statement mode).
+_prepared_statements = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 if _database["ENGINE"] == "django.db.backends.postgresql":
     _database["ENGINE"] = "penguinsite.postgresql"
     _database["HEALTH_CHECK_QUERY"] = _health_check_query
+    _database["PREPARED_STATEMENTS"] = _prepared_statements
 if _database["ENGINE"] == "django.db.backends.sqlite3":
     Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE transactions serialise writers up front, so two processes registering a

@@ -491,6 +491,7 @@ def test_the_version_detail_says_which_runtime_serves_it(api_client, knn_model, 
         "PENGUIN_LOG_SYNC_COMMIT",
         "DATABASE_CONN_HEALTH_CHECKS",
         "DATABASE_HEALTH_CHECK_QUERY",
+        "DATABASE_PREPARED_STATEMENTS",
         "PENGUIN_PREDICT_THREADS",
     ],
 )
