@@ -11,11 +11,11 @@ import json
 
 import psycopg2
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from classifier.models import Prediction
-from classifier.prediction_log import PREPARED_INSERT
+from classifier.prediction_log import LOG_FIELDS, PREPARED_INSERT, prediction_insert_one
 from tests.support.data import ADELIE, GENTOO
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -34,14 +34,20 @@ def prepared_runs() -> int | None:
     (a connection kept from an earlier test may hold it already)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements WHERE name = %s",
-            [PREPARED_INSERT],
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements WHERE name LIKE %s",
+            [PREPARED_INSERT + "%"],
         )
-        row = cursor.fetchone()
-    if row is None:
+        rows = cursor.fetchall()
+    if not rows:
         return None
-    assert 'INSERT INTO "classifier_prediction"' in row[0]
-    return row[1]
+    assert len(rows) == 1, rows  # one prepared INSERT per session
+    assert 'INSERT INTO "classifier_prediction"' in rows[0][0]
+    return rows[0][1]
+
+
+def log_values(row: Prediction) -> tuple:
+    """A logged row's values as the log's INSERT takes them."""
+    return tuple(getattr(row, Prediction._meta.get_field(name).attname) for name in LOG_FIELDS)
 
 
 def logged(answer: dict) -> Prediction:
@@ -107,7 +113,8 @@ def test_a_session_the_database_ended_is_replaced_and_the_insert_prepared_on_the
     session_ended()
     connection.close_if_unusable_or_obsolete()  # what Django does when the next request starts
 
-    answer = classify(api_client, GENTOO)
+    with transaction.atomic():  # where a statement the session lacks is not prepared again on the spot
+        answer = classify(api_client, GENTOO)
 
     assert logged(answer).species_id == 3
     assert prepared_runs() == 1
@@ -133,3 +140,57 @@ def test_a_query_capture_sees_the_insert_itself(api_client, knn_model):
     assert writes[0].startswith('INSERT INTO "classifier_prediction"')
     assert logged(answer).species_id == 3
     assert prepared_runs() == before
+
+
+@pytest.mark.parametrize("transaction_kind", ["atomic block", "autocommit off"])
+def test_a_statement_lost_inside_a_transaction_fails_that_call_and_the_next_prepares_it(
+    api_client, knn_model, transaction_kind
+):
+    values = log_values(logged(classify(api_client, ADELIE)))
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+
+    if transaction_kind == "atomic block":
+        with pytest.raises(DatabaseError, match="does not exist"), transaction.atomic():
+            prediction_insert_one(values)
+    else:
+        transaction.set_autocommit(False)
+        try:
+            with pytest.raises(DatabaseError, match="does not exist"):  # the cause, not "transaction is aborted"
+                prediction_insert_one(values)
+            transaction.rollback()
+        finally:
+            transaction.set_autocommit(True)
+
+    with transaction.atomic():
+        written = prediction_insert_one(values)
+    assert Prediction.objects.get(pk=written).species_id == 1
+    assert prepared_runs() == 1
+
+
+def test_a_statement_whose_table_changed_is_prepared_again(knn_model):
+    probe = "SELECT value FROM prepared_probe WHERE value = %s"
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE prepared_probe (value integer)")
+        cursor.execute("INSERT INTO prepared_probe VALUES (7)")
+    assert connection.fetchone_prepared("probe", probe, [7]) == (7,)
+    with connection.cursor() as cursor:  # as a migration would: the result's type changes
+        cursor.execute("ALTER TABLE prepared_probe ALTER COLUMN value TYPE bigint")
+
+    assert connection.fetchone_prepared("probe", probe, [7]) == (7,)
+
+
+def test_without_health_checks_a_dead_session_refuses_one_call_with_503_and_the_next_is_logged(
+    api_client, knn_model, session_ended, monkeypatch
+):
+    classify(api_client, ADELIE)
+    monkeypatch.setattr(connections["default"], "health_check_enabled", False)
+    session_ended()
+
+    refused = api_client.post("/api/v1/models/knn/predict", data=json.dumps(GENTOO), content_type="application/json")
+
+    assert refused.status_code == 503
+    assert "detail" in refused.json()
+    connection.close_if_unusable_or_obsolete()  # what Django does when the next request starts
+    assert logged(classify(api_client, GENTOO)).species_id == 3
+    assert prepared_runs() == 1

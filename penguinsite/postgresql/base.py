@@ -20,9 +20,11 @@ balancers) gives the socket nothing to read; ``DATABASE_HEALTH_CHECK_QUERY=1`` k
 ``fetchone_prepared`` runs a statement the service sends on every request (the prediction
 log's single-row INSERT) as a server-side prepared statement: PostgreSQL parses and plans it
 once per connection instead of on every call, which took a tenth of its CPU per INSERT
-(bench/README.md). psycopg2 prepares nothing by itself. A connection pooler that hands a
-session's statements to other server sessions (PgBouncer in transaction or statement mode)
-loses them between calls: ``DATABASE_PREPARED_STATEMENTS=0`` sends the plain statement.
+(bench/README.md). psycopg2 prepares nothing by itself. A statement the session lost, or
+whose table a migration changed, is prepared again on the spot outside a transaction; inside
+one, that call fails and the next prepares it. A connection pooler that hands a session's
+statements to other server sessions (PgBouncer in transaction or statement mode) loses them
+between calls: ``DATABASE_PREPARED_STATEMENTS=0`` sends the plain statement.
 """
 
 from __future__ import annotations
@@ -34,16 +36,22 @@ import psycopg2
 from django.db.backends.postgresql import base
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
-# SQLSTATE invalid_sql_statement_name: the session has no statement of that name (it was
-# deallocated, by DISCARD ALL or DEALLOCATE, since this connection prepared it).
-_NOT_PREPARED = "26000"
+# What a prepared statement that stopped working answers: invalid_sql_statement_name, the
+# session no longer has it (deallocated by DISCARD ALL or DEALLOCATE since it was prepared), and
+# feature_not_supported, "cached plan must not change result type" (a migration changed a table
+# it reads). Either way it is prepared afresh.
+_STATEMENT_GONE = ("26000", "0A000")
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._prepared_on: object = None  # the psycopg2 connection the names below were prepared on
-        self._prepared_names: set[str] = set()
+        self._prepared: dict[str, str] = {}  # a statement's name here → its name on this session
+        self._prepared_count = 0
+
+    def connect(self) -> None:
+        super().connect()
+        self._prepared = {}  # a new session holds no prepared statement
 
     def prepared_allowed(self) -> bool:
         """Whether a statement may run prepared now: allowed by the settings, and nothing that
@@ -55,7 +63,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def fetchone_prepared(self, name: str, sql: str, params: Sequence) -> tuple | None:
         """The first row of ``sql`` (psycopg2's ``%s`` placeholders, no other percent sign)
-        run with ``params``, prepared as ``name`` on this connection the first time.
+        run with ``params`` as a statement prepared on this connection: the first call sends
+        ``PREPARE`` and ``EXECUTE`` in one round trip, later calls ``EXECUTE`` alone.
 
         The connection is checked and opened as Django's cursor does it (health check,
         thread, broken transaction), and errors come out as Django's database errors."""
@@ -65,29 +74,32 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.in_atomic_block:
             self.validate_no_broken_transaction()
         raw = self.connection
-        if self._prepared_on is not raw:  # a new session prepared nothing yet
-            self._prepared_on, self._prepared_names = raw, set()
-        execute = f"EXECUTE {name}" + (f" ({', '.join(['%s'] * len(params))})" if params else "")
+        arguments = f" ({', '.join(['%s'] * len(params))})" if params else ""
+        on_session = self._prepared.get(name)
         with self.wrap_database_errors, raw.cursor() as cursor:
-            if name not in self._prepared_names:
-                self._prepare(cursor, name, sql)
+            if on_session is None:
+                return self._prepare_and_fetch(cursor, name, sql, arguments, params)
             try:
-                cursor.execute(execute, params)
+                cursor.execute(f"EXECUTE {on_session}{arguments}", params)
             except psycopg2.Error as exc:
-                # Deallocated behind this connection's back: prepare it again, unless inside a
-                # transaction, which the failed statement has ended.
-                if exc.pgcode != _NOT_PREPARED or self.in_atomic_block:
+                if exc.pgcode not in _STATEMENT_GONE:
                     raise
-                self._prepared_names.discard(name)
-                self._prepare(cursor, name, sql)
-                cursor.execute(execute, params)
+                del self._prepared[name]  # the next call prepares it afresh
+                if raw.get_transaction_status() != TRANSACTION_STATUS_IDLE:
+                    raise  # a transaction is open, and the failed statement has ended it
+                return self._prepare_and_fetch(cursor, name, sql, arguments, params)
             return cursor.fetchone()
 
-    def _prepare(self, cursor, name: str, sql: str) -> None:
+    def _prepare_and_fetch(self, cursor, name: str, sql: str, arguments: str, params: Sequence) -> tuple | None:
+        # Each preparation takes a new name on the session, so it never meets one that a failed
+        # call left behind.
+        self._prepared_count += 1
+        on_session = f"{name}_{self._prepared_count}"
         pieces = sql.split("%s")
         numbered = "".join(f"{piece}${number}" for number, piece in enumerate(pieces[:-1], 1)) + pieces[-1]
-        cursor.execute(f"PREPARE {name} AS {numbered}")
-        self._prepared_names.add(name)
+        cursor.execute(f"PREPARE {on_session} AS {numbered}; EXECUTE {on_session}{arguments}", params)
+        self._prepared[name] = on_session
+        return cursor.fetchone()
 
     def is_usable(self) -> bool:
         if self.connection is None or self.connection.closed:
