@@ -926,7 +926,42 @@ def database_settle() -> None:
         cursor.execute("CHECKPOINT")
 
 
-def section_scale(names: list[str], env, logs, duration: int, total_rows: int, results: dict, workdir: Path) -> None:
+def database_copy(url: str, copy_url: str) -> None:
+    """Make the database ``copy_url`` names a copy of the one ``url`` names (PostgreSQL's
+    CREATE DATABASE … TEMPLATE: nobody may be connected to the original meanwhile)."""
+    import psycopg2
+    from django.db import connections
+    from psycopg2 import sql
+
+    from tests.support.postgres import with_database
+
+    database_recreate(copy_url, drop_only=True)
+    connections.close_all()
+    source, name = urlparse(url).path.lstrip("/"), urlparse(copy_url).path.lstrip("/")
+    admin = psycopg2.connect(with_database(url, "postgres"), connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            for attempt in range(50):  # sessions of servers just stopped may take a moment to end
+                try:
+                    cursor.execute(
+                        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(source))
+                    )
+                    return
+                except psycopg2.errors.ObjectInUse:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+    finally:
+        admin.close()
+
+
+def section_scale(
+    names: list[str], env, logs, duration: int, rounds: int, total_rows: int, results: dict, workdir: Path
+) -> None:
+    """The log's pages at 1,000 and ``total_rows`` rows; then single classify against the full
+    log and against a copy of the same registry whose log is empty, two servers whose rounds
+    take turns, so that the VM's speed, which drifts over minutes, weighs on both alike."""
     from django.core.management import call_command
 
     from classifier.synthetic import prediction_log_clear
@@ -942,23 +977,43 @@ def section_scale(names: list[str], env, logs, duration: int, total_rows: int, r
         "admin changelist": "/admin/classifier/prediction/",
     }
     timings: dict[str, dict[str, tuple]] = {}
-    classify: dict[str, object] = {}
     fill_seconds = 0.0
-    with serving("django", env, logs) as server:
-        prediction_log_clear()
-        warm(server, ["randomforest"], body, body_file)
-        prediction_log_clear()
-        database_settle()
-        classify["empty"] = measured_load(server, path="/classify/randomforest", body_file=body_file, seconds=duration)
-        for label, rows in (("1k", 1_000), ("big", total_rows)):
-            started = time.perf_counter()
-            call_command("generate_predictions", total=rows, clear=(label == "1k"), verbosity=0)
-            if label == "big":
-                fill_seconds = time.perf_counter() - started
-            database_settle()
-            for page, path in pages.items():
-                timings.setdefault(page, {})[label] = _time_get(server.port, path, cookie, repeat=15)
-        classify["full"] = measured_load(server, path="/classify/randomforest", body_file=body_file, seconds=duration)
+    database_url = env["DATABASE_URL"]
+    empty_url = database_url + "_empty"
+    prediction_log_clear()
+    database_copy(database_url, empty_url)  # the same registry, its log empty
+    empty_logs = logs / "empty-log"
+    empty_logs.mkdir(exist_ok=True)
+    parts: dict[str, list] = {"empty": [], "full": []}
+    loads: dict[str, list] = {"empty": [], "full": []}
+    try:
+        with serving("django", env, logs) as server:
+            for label, rows in (("1k", 1_000), ("big", total_rows)):
+                started = time.perf_counter()
+                call_command("generate_predictions", total=rows, clear=(label == "1k"), verbosity=0)
+                if label == "big":
+                    fill_seconds = time.perf_counter() - started
+                database_settle()
+                for page, path in pages.items():
+                    timings.setdefault(page, {})[label] = _time_get(server.port, path, cookie, repeat=15)
+            with serving("django", {**env, "DATABASE_URL": empty_url}, empty_logs) as empty:
+                servers = {"empty": empty, "full": server}
+                for each in servers.values():
+                    warm(each, ["randomforest"], body, body_file)
+                _log_empty(empty_url)  # the warm-up's rows
+                database_settle()
+                for number in range(rounds):
+                    for label in ("empty", "full") if number % 2 == 0 else ("full", "empty"):
+                        quiet(servers.values())
+                        parts[label].append(
+                            measured_load(
+                                servers[label], path="/classify/randomforest", body_file=body_file, seconds=duration
+                            )
+                        )
+                        loads[label].append(os.getloadavg()[0])
+    finally:
+        database_recreate(empty_url, drop_only=True)
+    classify = {label: combined(parts[label], loads[label]) for label in parts}
     rows = []
     limits = {"API list page": 2.0, "API filtered page": 2.0, "API version page": 2.0, "admin changelist": 3.0}
     for page, path in pages.items():
@@ -1002,8 +1057,22 @@ def section_scale(names: list[str], env, logs, duration: int, total_rows: int, r
         ["what", "path", "at 1k (baseline) / empty", f"at {total_rows:,} / full", "growth", "notes"],
         rows,
         f"The log was filled with `manage.py generate_predictions --total {total_rows}` (COPY) in "
-        f"{fill_seconds:.0f} s. Pages are fetched one at a time by a logged-in staff user.",
+        f"{fill_seconds:.0f} s. Pages are fetched one at a time by a logged-in staff user. Classify: "
+        f"{rounds} rounds of {duration} s (wrk -t2 -c8) per log, taking turns between a server on the full "
+        "log and one on a copy of the same registry with an empty log.",
     )
+
+
+def _log_empty(url: str) -> None:
+    """Empty the log of the database ``url`` names (a server's, not this process's)."""
+    import psycopg2
+
+    session = psycopg2.connect(url, connect_timeout=5)
+    try:
+        with session, session.cursor() as cursor:
+            cursor.execute("TRUNCATE classifier_prediction, classifier_predictionfeedback")
+    finally:
+        session.close()
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -1072,7 +1141,7 @@ def main() -> None:
         if "batch" in sections:
             section_batch(["randomforest", "knn"], env, logs, results)
         if "scale" in sections:
-            section_scale(names, env, logs, args.duration * args.rounds, args.rows, results, workdir)
+            section_scale(names, env, logs, args.duration, args.rounds, args.rows, results, workdir)
         table(
             "Targets",
             ["target", "measured", "met"],
