@@ -46,7 +46,7 @@ _STATEMENT_GONE = ("26000", "0A000")
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._prepared: dict[str, str] = {}  # a statement's name here → its name on this session
+        self._prepared: dict[str, str] = {}  # a statement's name here → its EXECUTE on this session
         self._prepared_count = 0
 
     def connect(self) -> None:
@@ -74,31 +74,31 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.in_atomic_block:
             self.validate_no_broken_transaction()
         raw = self.connection
-        arguments = f" ({', '.join(['%s'] * len(params))})" if params else ""
-        on_session = self._prepared.get(name)
+        execute = self._prepared.get(name)
         with self.wrap_database_errors, raw.cursor() as cursor:
-            if on_session is None:
-                return self._prepare_and_fetch(cursor, name, sql, arguments, params)
+            if execute is None:
+                return self._prepare_and_fetch(cursor, name, sql, params)
             try:
-                cursor.execute(f"EXECUTE {on_session}{arguments}", params)
+                cursor.execute(execute, params)
             except psycopg2.Error as exc:
                 if exc.pgcode not in _STATEMENT_GONE:
                     raise
                 del self._prepared[name]  # the next call prepares it afresh
                 if raw.get_transaction_status() != TRANSACTION_STATUS_IDLE:
                     raise  # a transaction is open, and the failed statement has ended it
-                return self._prepare_and_fetch(cursor, name, sql, arguments, params)
+                return self._prepare_and_fetch(cursor, name, sql, params)
             return cursor.fetchone()
 
-    def _prepare_and_fetch(self, cursor, name: str, sql: str, arguments: str, params: Sequence) -> tuple | None:
+    def _prepare_and_fetch(self, cursor, name: str, sql: str, params: Sequence) -> tuple | None:
         # Each preparation takes a new name on the session, so it never meets one that a failed
         # call left behind.
         self._prepared_count += 1
         on_session = f"{name}_{self._prepared_count}"
         pieces = sql.split("%s")
         numbered = "".join(f"{piece}${number}" for number, piece in enumerate(pieces[:-1], 1)) + pieces[-1]
-        cursor.execute(f"PREPARE {on_session} AS {numbered}; EXECUTE {on_session}{arguments}", params)
-        self._prepared[name] = on_session
+        execute = f"EXECUTE {on_session}" + (f" ({', '.join(['%s'] * len(params))})" if params else "")
+        cursor.execute(f"PREPARE {on_session} AS {numbered}; {execute}", params)
+        self._prepared[name] = execute
         return cursor.fetchone()
 
     def is_usable(self) -> bool:
