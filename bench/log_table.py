@@ -156,7 +156,7 @@ def batch_payload(number: int, first_id: int, versions: list[tuple[int, int]], r
         ]
     ).astype(float)
     probabilities = rng.dirichlet([1, 1, 1], ROWS)
-    return writers.copy_payload(
+    rows = writers.copy_payload(
         ids=np.arange(first_id, first_id + ROWS),
         model_id=model_id,
         version_id=version_id,
@@ -167,6 +167,7 @@ def batch_payload(number: int, first_id: int, versions: list[tuple[int, int]], r
         probabilities=probabilities,
         latency_ms=3.0,
     )
+    return writers.copy_data(rows)
 
 
 # Where a committed single-row INSERT's PostgreSQL CPU goes: the shipped log, its INSERT prepared

@@ -212,9 +212,7 @@ def section_batch(client) -> None:
             created_at=timezone.now(),
             endpoint="predict",
             matrix=matrix,
-            species=species,
-            probabilities=probabilities,
-            latency_ms=1.0,
+            blocks=[prediction_log.LogBlock(np.asarray(species), probabilities, 1.0)],
         )
 
     earlier, typed = timed(copy_earlier, 7), timed(copy_typed, 7)

@@ -14,8 +14,9 @@ from core.encoding import SPECIES
 
 from . import artifacts, metrics
 from .estimators import ModelUnusable
+from .prediction_log import STREAM_BLOCK_ROWS, LogBlock
 from .selectors import ServingEntry
-from .services.predictions import prediction_log
+from .services.predictions import prediction_log, prediction_log_stream, prediction_log_streams
 from .services.registry import ModelBroken, NoProbabilities, model_version_mark_broken, model_version_restore
 from .serving import LoadedModel, load_entry
 from .serving_registry import live_registry
@@ -57,20 +58,23 @@ def prediction_make(
         raise NoProbabilities(
             f"{model_name} v{entry.number} ({entry.estimator or 'this estimator'}) does not estimate probabilities."
         )
-    species, probabilities = loaded.predict_with_proba(matrix, with_proba=with_probabilities)
-    latency_ms = (time.perf_counter() - started) * 1000.0
-    challenger_version_id, challenger_species = _shadow_answers(entry, matrix)
-    ids = prediction_log(
-        model_id=entry.model_id,
-        version_id=entry.version_id,
-        matrix=matrix,
-        species_ids=species,
-        probabilities=probabilities,
-        latency_ms=latency_ms,
-        endpoint=endpoint,
-        challenger_version_id=challenger_version_id,
-        challenger_species_ids=challenger_species,
-    )
+    if prediction_log_streams(len(matrix)):
+        species, probabilities, ids = _predict_streamed(entry, loaded, matrix, endpoint, with_probabilities, started)
+    else:
+        species, probabilities = loaded.predict_with_proba(matrix, with_proba=with_probabilities)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        challenger_version_id, challenger_species = _shadow_answers(entry, matrix)
+        ids = prediction_log(
+            model_id=entry.model_id,
+            version_id=entry.version_id,
+            matrix=matrix,
+            species_ids=species,
+            probabilities=probabilities,
+            latency_ms=latency_ms,
+            endpoint=endpoint,
+            challenger_version_id=challenger_version_id,
+            challenger_species_ids=challenger_species,
+        )
     metrics.predictions_record(model_name=entry.model_name, version_number=entry.number, species_ids=species)
     return PredictionOutcome(
         model_name=entry.model_name,
@@ -80,6 +84,40 @@ def prediction_make(
         probabilities=probabilities,
         prediction_ids=ids,
     )
+
+
+def _predict_streamed(
+    entry: ServingEntry,
+    loaded: LoadedModel,
+    matrix: np.ndarray,
+    endpoint: str,
+    with_probabilities: bool,
+    started: float,
+) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """A batch predicted block by block while PostgreSQL stores the blocks before it: species,
+    probabilities and the logged ids. Each row's latency is its block's (from the request's
+    start to the block's answers)."""
+    species_parts: list[np.ndarray] = []
+    probability_parts: list[np.ndarray] = []
+    shadow = [entry.challenger is not None]  # a challenger that fails is skipped from then on
+
+    def blocks():
+        for start in range(0, len(matrix), STREAM_BLOCK_ROWS):
+            rows = matrix[start : start + STREAM_BLOCK_ROWS]
+            species, probabilities = loaded.predict_with_proba(rows, with_proba=with_probabilities)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            challenger_version_id, challenger_species = _shadow_answers(entry, rows) if shadow[0] else (None, None)
+            shadow[0] = challenger_species is not None
+            species_parts.append(species)
+            if probabilities is not None:
+                probability_parts.append(probabilities)
+            yield LogBlock(species, probabilities, latency_ms, challenger_version_id, challenger_species)
+
+    ids = prediction_log_stream(
+        model_id=entry.model_id, version_id=entry.version_id, matrix=matrix, endpoint=endpoint, blocks=blocks()
+    )
+    probabilities = np.concatenate(probability_parts) if probability_parts else None
+    return np.concatenate(species_parts), probabilities, ids
 
 
 # Version id → the stat signatures of its files when they were last found damaged: a file is

@@ -5,18 +5,21 @@
 INSERT. Here the rows become one numpy record array in PostgreSQL's binary COPY format (no
 per-row Python objects, no number printed as text and parsed back) and go to PostgreSQL in
 one ``COPY``; the ids are reserved from the table's sequence first, in one query, so every
-row's id is known without reading anything back.
+row's id is known without reading anything back. The COPY takes its rows block by block
+(``LogBlock``) as the caller computes them: PostgreSQL stores a block's rows while the next
+block is predicted, and a COPY abandoned midway writes nothing.
 """
 
 from __future__ import annotations
 
 import functools
-import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 from core.encoding import FIELDS, RULES
 
@@ -48,7 +51,7 @@ _INPUT_TYPES = tuple(_SMALLINT if RULES[field].integral else _DOUBLE for field i
 
 
 def binary_rows(columns: list[tuple[str | None, object]], count: int) -> bytes:
-    """``count`` rows in PostgreSQL's binary COPY format.
+    """``count`` rows in PostgreSQL's binary COPY format (without its header and trailer).
 
     Each column is ``(type, values)``: a big-endian numpy type (``">i8"``, ``">f8"``,
     ``"S7"`` for text of 7 bytes) and either ``count`` values or one value for every row;
@@ -68,7 +71,7 @@ def binary_rows(columns: list[tuple[str | None, object]], count: int) -> bytes:
         else:
             rows[f"length{index}"] = np.dtype(kind).itemsize
             rows[f"value{index}"] = values
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+    return rows.tobytes()
 
 
 def _microseconds(moment: datetime) -> int:
@@ -94,6 +97,21 @@ def reserve_ids(count: int) -> list[int]:
 
 COPY_SQL = f"COPY {Prediction._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
 
+# A batch is answered and written in blocks of this many rows (``prediction_log_stream``):
+# PostgreSQL stores one block's rows while the next block is predicted.
+STREAM_BLOCK_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class LogBlock:
+    """The answers for consecutive rows of a batch, as they are logged."""
+
+    species: np.ndarray
+    probabilities: np.ndarray | None
+    latency_ms: float
+    challenger_version_id: int | None = None
+    challenger_species: np.ndarray | None = None
+
 
 def prediction_copy(
     *,
@@ -102,35 +120,83 @@ def prediction_copy(
     created_at: datetime,
     endpoint: str,
     matrix: np.ndarray,
-    species: np.ndarray,
-    probabilities: np.ndarray | None,
-    latency_ms: float,
-    challenger_version_id: int | None = None,
-    challenger_species: np.ndarray | None = None,
+    blocks: Iterable[LogBlock],
 ) -> list[int]:
-    """Write one row per row of ``matrix`` with one binary COPY (PostgreSQL only); returns
-    their ids in row order. Every value is stored as given.
+    """Write one row per row of ``matrix`` with one binary COPY in one transaction (PostgreSQL
+    only); returns their ids in row order. Every value is stored as given.
+
+    ``blocks`` give the answers for consecutive rows, in order, covering every row. Each block
+    is sent as soon as it is given, so the next one can be computed while PostgreSQL stores
+    its rows. If one cannot be given (the iteration raises), the COPY is abandoned, nothing is
+    written, and that exception is raised as it was.
     """
-    ids = reserve_ids(len(matrix))
-    payload = copy_payload(
+    ids = np.asarray(reserve_ids(len(matrix)), dtype=np.int64)
+    reader = _BlockReader(
         ids=ids,
+        blocks=iter(blocks),
+        matrix=matrix,
         model_id=model_id,
         version_id=version_id,
         created_at=created_at,
         endpoint=endpoint,
-        matrix=matrix,
-        species=species,
-        probabilities=probabilities,
-        latency_ms=latency_ms,
-        challenger_version_id=challenger_version_id,
-        challenger_species=challenger_species,
     )
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests)
-        # but does not translate its errors: a lost connection must be Django's DatabaseError
-        # (a 503 with Retry-After, and the connection replaced) like any other query's.
-        cursor.copy_expert(COPY_SQL, io.BytesIO(payload))
-    return ids
+    # One transaction (a savepoint inside an outer one): an abandoned COPY leaves nothing
+    # behind, nor an outer transaction in error.
+    with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
+        try:
+            # psycopg2's COPY API; Django's cursor wrapper lists it with the queries (DEBUG, tests)
+            # but does not translate its errors: a lost connection must be Django's DatabaseError
+            # (a 503 with Retry-After, and the connection replaced) like any other query's.
+            cursor.copy_expert(COPY_SQL, reader, _READ_SIZE)
+        except Exception:
+            if reader.error is not None:  # the answers failed, not the database
+                raise reader.error from None
+            raise
+    return ids.tolist()
+
+
+_READ_SIZE = 1 << 24  # psycopg2 asks for at most this much; a block is far less
+
+
+class _BlockReader:
+    """The COPY's data as psycopg2 reads it: the header and the first block's rows, then each
+    next block's rows, then the trailer. Each read computes (through ``blocks``) one block."""
+
+    def __init__(self, *, ids, blocks: Iterator[LogBlock], matrix: np.ndarray, **columns) -> None:
+        self.ids, self.blocks, self.matrix, self.columns = ids, blocks, matrix, columns
+        self.written = 0
+        self.finished = False
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self.finished:
+            return b""
+        start = self.written
+        try:
+            block = next(self.blocks, None)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        stop = start if block is None else start + len(block.species)
+        if stop > len(self.matrix) or (block is None and stop < len(self.matrix)):
+            # Abandoned before the trailer: rows without answers are never written.
+            self.error = ValueError(f"the blocks gave answers for {stop} rows, not {len(self.matrix)}")
+            raise self.error
+        if block is None:
+            self.finished = True
+            return _COPY_TRAILER if start else _COPY_HEADER + _COPY_TRAILER
+        payload = copy_payload(
+            ids=self.ids[start:stop],
+            matrix=self.matrix[start:stop],
+            species=block.species,
+            probabilities=block.probabilities,
+            latency_ms=block.latency_ms,
+            challenger_version_id=block.challenger_version_id,
+            challenger_species=block.challenger_species,
+            **self.columns,
+        )
+        self.written = stop
+        return _COPY_HEADER + payload if start == 0 else payload
 
 
 def copy_payload(
@@ -147,7 +213,8 @@ def copy_payload(
     challenger_version_id: int | None = None,
     challenger_species: np.ndarray | None = None,
 ) -> bytes:
-    """The rows of ``COPY_SQL`` in PostgreSQL's binary format, one per row of ``matrix``."""
+    """The rows of ``COPY_SQL`` in PostgreSQL's binary format, one per row of ``matrix``, without
+    the format's header and trailer (``copy_data`` adds them)."""
     name = endpoint.encode()
     columns = [
         (_BIGINT, ids),
@@ -170,6 +237,11 @@ def copy_payload(
         ),
     ]
     return binary_rows(columns, len(matrix))
+
+
+def copy_data(*payloads: bytes) -> bytes:
+    """Rows from ``copy_payload`` as one COPY's whole data: header, rows, trailer."""
+    return _COPY_HEADER + b"".join(payloads) + _COPY_TRAILER
 
 
 def inputs_rows(matrix: np.ndarray) -> list[list[float | int]]:

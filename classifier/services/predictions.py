@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
+
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -55,17 +58,9 @@ def prediction_log(
             )
         ]
     if connection.vendor == "postgresql":
+        block = writers.LogBlock(species_ids, probabilities, latency_ms, challenger_version_id, challenger_species_ids)
         return writers.prediction_copy(
-            model_id=model_id,
-            version_id=version_id,
-            created_at=now,
-            endpoint=endpoint,
-            matrix=matrix,
-            species=species_ids,
-            probabilities=probabilities,
-            latency_ms=latency_ms,
-            challenger_version_id=challenger_version_id,
-            challenger_species=challenger_species_ids,
+            model_id=model_id, version_id=version_id, created_at=now, endpoint=endpoint, matrix=matrix, blocks=[block]
         )
     species_list = species_ids.tolist()
     challenger_list = challenger_species_ids.tolist() if challenger_species_ids is not None else None
@@ -90,6 +85,32 @@ def prediction_log(
     ]
     created = Prediction.objects.bulk_create(rows)
     return [row.pk for row in created]
+
+
+def prediction_log_streams(rows: int) -> bool:
+    """Whether a batch of ``rows`` is answered and logged block by block (``prediction_log_stream``):
+    on PostgreSQL, from two blocks up."""
+    return rows >= 2 * writers.STREAM_BLOCK_ROWS and connection.vendor == "postgresql"
+
+
+def prediction_log_stream(
+    *, model_id: int, version_id: int, matrix: np.ndarray, endpoint: str, blocks: Iterable[writers.LogBlock]
+) -> list[int]:
+    """``prediction_log`` for a batch whose answers come block by block (consecutive rows, in
+    order): PostgreSQL stores each block's rows while the next block is computed, in one COPY
+    and one transaction. The rows are written when this returns; if a block cannot be given,
+    nothing is written and its exception is raised.
+    """
+    now = timezone.now()
+    rounded = (
+        dataclasses.replace(block, probabilities=probabilities_rounded(block.probabilities))
+        if block.probabilities is not None
+        else block
+        for block in blocks
+    )
+    return writers.prediction_copy(
+        model_id=model_id, version_id=version_id, created_at=now, endpoint=endpoint, matrix=matrix, blocks=rounded
+    )
 
 
 def prediction_feedback_record(
