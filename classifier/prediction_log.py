@@ -148,7 +148,7 @@ def prediction_copy(
             # but does not translate its errors: a lost connection must be Django's DatabaseError
             # (a 503 with Retry-After, and the connection replaced) like any other query's.
             cursor.copy_expert(COPY_SQL, reader, _READ_SIZE)
-        except Exception:
+        except Exception:  # psycopg2 raises QueryCanceled whatever read() raised
             if reader.error is not None:  # the answers failed, not the database
                 raise reader.error from None
             raise
@@ -169,19 +169,23 @@ class _BlockReader:
         self.error: BaseException | None = None
 
     def read(self, size: int = -1) -> bytes:
-        if self.finished:
-            return b""
-        start = self.written
+        # psycopg2 turns whatever read() raises (a BaseException too) into QueryCanceled, which
+        # would read as the database failing: the cause is kept and raised in its place.
         try:
-            block = next(self.blocks, None)
+            return self._next_data()
         except BaseException as exc:
             self.error = exc
             raise
+
+    def _next_data(self) -> bytes:
+        if self.finished:
+            return b""
+        start = self.written
+        block = next(self.blocks, None)
         stop = start if block is None else start + len(block.species)
         if stop > len(self.matrix) or (block is None and stop < len(self.matrix)):
             # Abandoned before the trailer: rows without answers are never written.
-            self.error = ValueError(f"the blocks gave answers for {stop} rows, not {len(self.matrix)}")
-            raise self.error
+            raise ValueError(f"the blocks gave answers for {stop} rows, not {len(self.matrix)}")
         if block is None:
             self.finished = True
             return _COPY_TRAILER if start else _COPY_HEADER + _COPY_TRAILER

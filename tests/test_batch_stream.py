@@ -69,9 +69,14 @@ def test_a_batch_of_several_blocks_logs_every_row_with_both_answers_in_order(api
     inputs = np.array([[row.inputs[name] for name in FIELDS] for row in rows], dtype=float)
     np.testing.assert_array_equal(inputs, matrix_of(penguins))
     assert [row.challenger_species_id for row in rows] == weak_knn.pipeline.predict(inputs).tolist()
-    # Each row's latency is the time until its block was answered: never less for a later row.
+    # Each row's latency is the time until its block was answered: one value per block, growing.
     latencies = [row.latency_ms for row in rows]
-    assert latencies == sorted(latencies) and latencies[0] > 0
+    if connection.vendor == "postgresql":
+        per_block = [latencies[start : start + STREAM_BLOCK_ROWS] for start in range(0, ROWS, STREAM_BLOCK_ROWS)]
+        assert all(len(set(block)) == 1 for block in per_block)
+        assert 0 < per_block[0][0] < per_block[1][0] < per_block[-1][0]
+    else:
+        assert len(set(latencies)) == 1 and latencies[0] > 0  # one insert of every row, one latency
 
 
 @pytest.mark.postgres
@@ -124,6 +129,37 @@ def test_a_model_failing_mid_batch_logs_nothing_and_raises_its_own_error(knn_mod
     monkeypatch.setattr(LoadedModel, "predict_with_proba", original)
     outcome = prediction_make(model_name="knn", matrix=matrix, endpoint="predict", with_probabilities=True)
     assert Prediction.objects.filter(pk__in=outcome.prediction_ids).count() == ROWS
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("stop", [SystemExit, KeyboardInterrupt])
+def test_a_worker_stopped_mid_batch_stops_with_nothing_logged_and_the_connection_clean(knn_model, monkeypatch, stop):
+    original = LoadedModel.predict_with_proba
+    calls = []
+
+    def stopped_on_second(self, matrix, *, with_proba):
+        calls.append(len(matrix))
+        if len(calls) == 2:  # as gunicorn's timeout or a signal lands in the middle of a batch
+            raise stop("stopped")
+        return original(self, matrix, with_proba=with_proba)
+
+    monkeypatch.setattr(LoadedModel, "predict_with_proba", stopped_on_second)
+    with pytest.raises(stop):
+        prediction_make(model_name="knn", matrix=matrix_of(random_penguins(ROWS)), endpoint="predict")
+    assert Prediction.objects.count() == 0
+
+
+@pytest.mark.postgres
+def test_a_block_that_cannot_be_encoded_raises_its_own_error_not_a_database_one(knn_model, monkeypatch):
+    from classifier import prediction_log
+
+    def broken(**columns):
+        raise MemoryError("no room for the block")
+
+    monkeypatch.setattr(prediction_log, "copy_payload", broken)
+    with pytest.raises(MemoryError, match="no room"):
+        prediction_make(model_name="knn", matrix=matrix_of(random_penguins(ROWS)), endpoint="predict")
+    assert Prediction.objects.count() == 0
 
 
 @pytest.mark.postgres
