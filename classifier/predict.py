@@ -99,15 +99,16 @@ def _predict_streamed(
     start to the block's answers)."""
     species_parts: list[np.ndarray] = []
     probability_parts: list[np.ndarray] = []
-    shadow = [entry.challenger is not None]  # a challenger that fails is skipped from then on
+    shadow = entry.challenger is not None  # a challenger that fails is skipped from then on
 
     def blocks():
+        nonlocal shadow
         for start in range(0, len(matrix), STREAM_BLOCK_ROWS):
             rows = matrix[start : start + STREAM_BLOCK_ROWS]
             species, probabilities = loaded.predict_with_proba(rows, with_proba=with_probabilities)
             latency_ms = (time.perf_counter() - started) * 1000.0
-            challenger_version_id, challenger_species = _shadow_answers(entry, rows) if shadow[0] else (None, None)
-            shadow[0] = challenger_species is not None
+            challenger_version_id, challenger_species = _shadow_answers(entry, rows) if shadow else (None, None)
+            shadow = challenger_species is not None
             species_parts.append(species)
             if probabilities is not None:
                 probability_parts.append(probabilities)

@@ -130,7 +130,7 @@ def prediction_copy(
     its rows. If one cannot be given (the iteration raises), the COPY is abandoned, nothing is
     written, and that exception is raised as it was.
     """
-    ids = np.asarray(reserve_ids(len(matrix)), dtype=np.int64)
+    ids = reserve_ids(len(matrix))
     reader = _BlockReader(
         ids=ids,
         blocks=iter(blocks),
@@ -152,7 +152,7 @@ def prediction_copy(
             if reader.error is not None:  # the answers failed, not the database
                 raise reader.error from None
             raise
-    return ids.tolist()
+    return ids
 
 
 _READ_SIZE = 1 << 24  # psycopg2 asks for at most this much; a block is far less
