@@ -234,7 +234,13 @@ def probabilities_rounded(probabilities: np.ndarray) -> np.ndarray:
 
 
 def derived_features(matrix: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """Build the columns a model was trained on from the seven parsed fields."""
+    """Build the columns a model was trained on from the seven parsed fields.
+
+    A model trained on the seven fields in their parsed order gets the parsed matrix itself
+    (not a copy): the models the service trains do, and a classify is spared stacking its
+    columns again."""
+    if tuple(names) == FIELDS and matrix.ndim == 2 and matrix.shape[1] == len(FIELDS):
+        return matrix
     columns = []
     for name in names:
         if name in FIELDS:

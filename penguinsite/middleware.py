@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
@@ -78,6 +78,19 @@ class JsonErrorMiddleware:
 # A client may name its request (X-Request-ID) so its logs line up with ours; anything
 # odd (too long, spaces, quotes, control characters) is replaced by a fresh id.
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
+
+
+def request_id_for(supplied: str) -> str:
+    """The client's X-Request-ID when sane, else a fresh id: a random UUID (version 4) as 32
+    hex digits, made from the random bytes directly (uuid.uuid4().hex costs three times as much)."""
+    if SANE_REQUEST_ID.fullmatch(supplied):
+        return supplied
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
+
+
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
@@ -90,7 +103,7 @@ class RequestIdMiddleware:
     def __call__(self, request):
         # META, not request.headers: building the headers mapping costs more than the rest of this.
         supplied = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = supplied if SANE_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        request_id = request_id_for(supplied)
         request.request_id = request_id
         with request_id_bound(request_id):
             response = self.get_response(request)

@@ -7,7 +7,9 @@ import json
 import uuid
 
 import pytest
-from django.db import OperationalError, connection
+from django.conf import settings as settings_module
+from django.core.signals import request_finished, request_started
+from django.db import OperationalError, close_old_connections, connection
 from prometheus_client import REGISTRY
 
 from classifier.models import Prediction
@@ -165,3 +167,68 @@ def test_a_body_that_never_arrives_whole_is_a_400_naming_it_and_logs_nothing(knn
     status, _, data = wsgi("POST", "/classify/knn", BODY, **{"wsgi.input": ClientLeftMidBody()})
     assert status == 400 and json.loads(data)["code"] == "body_incomplete"
     assert Prediction.objects.count() == 0
+
+
+# --- the request signals ---------------------------------------------------------------------
+
+
+@pytest.mark.postgres  # SQLite's in-memory test database ignores close()
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_past_its_age_is_not_used_and_is_closed_when_the_request_ends(knn_model, django_unreachable):
+    wsgi("POST", "/classify/knn", BODY, as_served=True)  # the model loaded and a connection open
+    connection.ensure_connection()
+    aged = connection.connection
+    connection.close_at = 0  # past CONN_MAX_AGE
+    used = []
+
+    def note_connection(execute, sql, params, many, context):
+        used.append(context["connection"].connection)
+        return execute(sql, params, many, context)
+
+    connection.settings_dict["CONN_MAX_AGE"] = 0  # the request's own connection retires when it ends
+    try:
+        with connection.execute_wrapper(note_connection):
+            status, _, _ = wsgi("POST", "/classify/knn", BODY, as_served=True)
+    finally:
+        connection.settings_dict["CONN_MAX_AGE"] = settings_module.DATABASES["default"]["CONN_MAX_AGE"]
+    assert status == 200
+    assert used and all(raw is not aged for raw in used)  # replaced before the row was written
+    assert connection.connection is None  # and closed once the answer was sent
+    assert Prediction.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receivers_of_the_request_signals_hear_the_doors_requests(knn_model, django_unreachable):
+    heard = []
+
+    def started(sender, environ, **kwargs):
+        heard.append(("started", environ["PATH_INFO"]))
+
+    def finished(sender, **kwargs):
+        heard.append(("finished", sender.__name__))
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        status, _, _ = wsgi("POST", "/classify/knn", BODY, as_served=True)
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert status == 200
+    assert heard == [("started", "/classify/knn"), ("finished", "WSGIHandler")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_djangos_own_receivers_only_the_door_does_their_work_without_sending(knn_model, monkeypatch):
+    sent = []
+    for signal in (request_started, request_finished):
+        monkeypatch.setattr(signal, "send", lambda *args, signal=signal, **kwargs: sent.append(signal))
+    for _ in range(2):
+        assert wsgi("POST", "/classify/knn", BODY, as_served=True)[0] == 200
+    assert sent == []
+    request_started.disconnect(close_old_connections)  # any change to the receivers: sent again
+    try:
+        assert wsgi("POST", "/classify/knn", BODY, as_served=True)[0] == 200
+    finally:
+        request_started.connect(close_old_connections)
+    assert sent == [request_started]  # the other signal's receivers are still Django's own

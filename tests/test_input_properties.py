@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.encoding import FIELDS, ISLANDS, SEXES, InputError, parse_one
+from core.encoding import FIELDS, ISLANDS, SEXES, InputError, derived_features, parse_one
 
 RANGES = {
     "bill_length_mm": (10.0, 100.0),
@@ -119,3 +119,21 @@ def test_the_api_answers_400_outside_the_contract(client, knn_model, body, field
     response = client.post("/classify/knn", json.dumps(body), content_type="application/json")
     assert response.status_code == 400
     assert field in response.json()["errors"]
+
+
+@given(valid_penguin, st.permutations(FIELDS), st.sampled_from([(), ("bill_ratio",), ("body_mass_kg",)]))
+@settings(max_examples=50, deadline=None)
+def test_a_model_gets_the_columns_it_was_trained_on_in_its_order(body, order, derived):
+    parsed = parse_one(body)
+    for names in (FIELDS, (*order, *derived)):
+        columns = derived_features(parsed, names)
+        expected = [
+            body["bill_length_mm"] / body["bill_depth_mm"]
+            if name == "bill_ratio"
+            else body["body_mass_g"] / 1000.0
+            if name == "body_mass_kg"
+            else parsed[0, FIELDS.index(name)]
+            for name in names
+        ]
+        assert columns.shape == (1, len(names))
+        assert columns[0].tolist() == pytest.approx(expected, rel=1e-12)

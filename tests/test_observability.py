@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from datetime import timedelta
 
 import numpy as np
@@ -197,6 +198,9 @@ def test_every_response_carries_a_generated_request_id(client):
     first = client.get("/healthz")["X-Request-ID"]
     second = client.get("/healthz")["X-Request-ID"]
     assert len(first) == 32 and first != second
+    for generated in (first, second):  # a random UUID's 32 hex digits, as log tools parse it
+        parsed = uuid.UUID(hex=generated)
+        assert (parsed.hex, parsed.version, parsed.variant) == (generated, 4, uuid.RFC_4122)
 
 
 def test_a_sane_request_id_from_the_client_is_kept(client):

@@ -24,8 +24,14 @@ def same_connection():
         request_finished.connect(close_old_connections)
 
 
-def wsgi(method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, dict[str, list[str]], bytes]:
-    """One request through penguinsite.wsgi.application, as gunicorn calls it."""
+def wsgi(
+    method: str, path: str, body: bytes = b"", *, as_served: bool = False, **headers: str
+) -> tuple[int, dict[str, list[str]], bytes]:
+    """One request through penguinsite.wsgi.application, as gunicorn calls it.
+
+    ``as_served``: Django's own connection handling runs as in a served worker (a connection
+    broken or past its age is closed when a request starts and ends), which a test's
+    transaction cannot live through: for transactional tests."""
     environ = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
@@ -54,7 +60,7 @@ def wsgi(method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int
         for name, value in response_headers:
             answer["headers"].setdefault(name.lower(), []).append(value)
 
-    with same_connection():
+    with contextlib.nullcontext() if as_served else same_connection():
         chunks = wsgi_module.application(environ, start_response)
         try:
             data = b"".join(chunks)
