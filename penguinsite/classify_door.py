@@ -156,9 +156,9 @@ def _request_finished() -> None:
 
 def _only_django_receivers(signal) -> bool:
     """Whether Django's own receivers are the only ones connected to ``signal``, for any sender."""
-    receivers = signal.receivers
-    if _checked_receivers.get(signal) == receivers:  # the same list as last checked: compared, not resolved
+    if _checked_receivers.get(signal) == signal.receivers:  # the list last checked: compared, not resolved
         return True
+    receivers = list(signal.receivers)  # a copy: another thread may connect or disconnect meanwhile
     live = set()
     try:
         for (_, sender_key), receiver, _ in receivers:  # Django's (lookup key, receiver, is_async)
@@ -171,7 +171,7 @@ def _only_django_receivers(signal) -> bool:
         return False
     if live != _DJANGO_RECEIVERS[signal]:
         return False
-    _checked_receivers[signal] = list(receivers)
+    _checked_receivers[signal] = receivers
     return True
 
 
