@@ -7,7 +7,6 @@ import json
 import uuid
 
 import pytest
-from django.conf import settings as settings_module
 from django.core.signals import request_finished, request_started
 from django.db import OperationalError, close_old_connections, connection
 from prometheus_client import REGISTRY
@@ -185,12 +184,13 @@ def test_a_connection_past_its_age_is_not_used_and_is_closed_when_the_request_en
         used.append(context["connection"].connection)
         return execute(sql, params, many, context)
 
+    max_age = connection.settings_dict["CONN_MAX_AGE"]
     connection.settings_dict["CONN_MAX_AGE"] = 0  # the request's own connection retires when it ends
     try:
         with connection.execute_wrapper(note_connection):
             status, _, _ = wsgi("POST", "/classify/knn", BODY, as_served=True)
     finally:
-        connection.settings_dict["CONN_MAX_AGE"] = settings_module.DATABASES["default"]["CONN_MAX_AGE"]
+        connection.settings_dict["CONN_MAX_AGE"] = max_age
     assert status == 200
     assert used and all(raw is not aged for raw in used)  # replaced before the row was written
     assert connection.connection is None  # and closed once the answer was sent
