@@ -601,7 +601,7 @@ def section_single(
     # its pattern under this service's gunicorn config.
     shipped = "old-shipped" in servers
 
-    def by_round(kind: str, baseline: str, form: str) -> str:
+    def by_round(name: str, kind: str, baseline: str, form: str) -> str:
         # Each round of a server ran in the same minutes as the same round of the others: the
         # spread of the rounds' own ratios shows how far one run's figure can move.
         ratios = [ours.rate / theirs.rate for ours, theirs in zip(parts[name][kind], parts[name][baseline])]
@@ -622,12 +622,12 @@ def section_single(
             if name == "randomforest":
                 target(
                     f"{kind} ≥ 35% of {bare_kind} req/s (randomforest)",
-                    f"{django.rate / bare.rate * 100:.0f}% ({by_round(kind, bare_kind, '{:.0%}')})",
+                    f"{django.rate / bare.rate * 100:.0f}% ({by_round(name, kind, bare_kind, '{:.0%}')})",
                     django.rate / bare.rate >= 0.35,
                 )
             for baseline in olds:
                 times = django.rate / measured[name][baseline].rate
-                spread = by_round(kind, baseline, "{:.1f}×")
+                spread = by_round(name, kind, baseline, "{:.1f}×")
                 if name == "randomforest":
                     target(f"{kind} ≥ 40× {baseline} req/s (randomforest)", f"{times:.1f}× ({spread})", times >= 40)
                 if name == "svm":
