@@ -16,6 +16,12 @@ its poller after each answer, and the poller hands it to a thread again: two thr
 hand-offs per request, each waiting for the GIL. Any other connection that becomes
 readable meanwhile is queued for a thread, and the loop gives way to it after the answer it
 is writing.
+
+A connection that ends is closed as gunicorn closes it (its side shut first, then whatever
+the client still sends read and dropped until the client closes, for at most 2 s), but by
+one lingering thread that does it for every closing connection at once. The stock worker
+lingers on its main thread, one connection after another: each client let go after a stalled
+request held up the worker's whole event loop, /healthz included, for 2 s.
 """
 
 from __future__ import annotations
@@ -23,7 +29,12 @@ from __future__ import annotations
 import errno
 import os
 import select
+import selectors
+import socket
+import threading
+import time
 
+from gunicorn import util
 from gunicorn.workers import gthread
 
 
@@ -56,20 +67,96 @@ def _next_request_arrived(conn, wait: float) -> bool:
     return bool(poller.poll(wait * 1000))
 
 
+# gunicorn's graceful close (util.close_graceful): how long to wait for the client's own close,
+# and how much of what it still sends to read and drop meanwhile.
+LINGER_TIMEOUT = 2.0
+LINGER_MAX_DRAIN = 65536
+
+
+class _Lingerer:
+    """Closes connections as gunicorn's graceful close does, all at once on one thread.
+
+    Each socket's sending side is shut at once (the client sees the end of the answer), then
+    the socket waits in a selector: what the client still sends is read and dropped, and the
+    socket is closed when the client closes, after ``LINGER_MAX_DRAIN`` bytes, or after
+    ``LINGER_TIMEOUT`` seconds. Closing with unread bytes in the buffer would send a reset,
+    which can cut the answer short on the client's side.
+    """
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def close(self, sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+        except OSError:
+            util.close(sock)  # the client is gone already
+            return
+        with self._lock:
+            self._selector.register(sock, selectors.EVENT_READ, [time.monotonic() + LINGER_TIMEOUT, 0])
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="linger", daemon=True)
+                self._thread.start()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._selector.get_map())
+
+    def _run(self) -> None:
+        while True:
+            for key, _ in self._selector.select(timeout=0.2):
+                try:
+                    data = key.fileobj.recv(4096)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                key.data[1] += len(data)
+                if not data or key.data[1] >= LINGER_MAX_DRAIN:
+                    self._finish(key.fileobj)
+            now = time.monotonic()
+            with self._lock:
+                expired = [key.fileobj for key in self._selector.get_map().values() if key.data[0] <= now]
+            for sock in expired:
+                self._finish(sock)
+
+    def _finish(self, sock: socket.socket) -> None:
+        with self._lock:
+            try:
+                self._selector.unregister(sock)
+            except (KeyError, ValueError):
+                return
+        util.close(sock)
+
+
 class _BoundedConnection(gthread.TConn):
-    """A connection whose blocking socket operations time out instead of waiting for ever."""
+    """A connection whose blocking socket operations time out instead of waiting for ever,
+    closed by the worker's lingering thread."""
 
     read_timeout = 15.0
+    lingerer: _Lingerer | None = None
 
     def init(self) -> None:
         # The worker makes the socket blocking (no timeout) before every request; bound it again.
         super().init()
         self.sock.settimeout(self.read_timeout)
 
+    def close(self, graceful: bool = False) -> None:
+        if graceful and self.lingerer is not None:
+            self.lingerer.close(self.sock)
+        else:
+            super().close(graceful)
+
 
 class ThreadWorker(gthread.ThreadWorker):
     def init_process(self) -> None:
         _BoundedConnection.read_timeout = request_read_timeout()
+        # Made in the worker, not in the master that imports this module: a selector is a file
+        # descriptor that forked workers must not share.
+        _BoundedConnection.lingerer = _Lingerer()
         super().init_process()
 
     def handle(self, conn):

@@ -14,6 +14,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from tests.support.data import ADELIE, CHINSTRAP, GENTOO
 from tests.support.http import http as request
 from tests.support.service import gunicorn
@@ -63,37 +65,41 @@ class _OneFile:
         pass
 
 
-def test_requests_on_one_connection_are_answered_in_order_back_to_back_and_after_pauses(live_stack):
-    with gunicorn(live_stack.env, workers=1, threads=2) as server:
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        try:
-            sent = (SPECIES * 3)[:8]
-            answers = []
-            # Back to back, then after pauses longer than a thread waits for the next request.
-            for pause, (_, penguin) in zip([0, 0, 0, 0.05, 0, 0.3, 0, 0], sent):
-                time.sleep(pause)
-                status, species, connection = _classify(conn, penguin)
-                answers.append((status, species))
-                assert connection != "close"
-                if len(answers) == 1:
-                    first_socket = conn.sock
-                assert conn.sock is first_socket  # http.client reconnects silently after a close
-            assert answers == [(200, name) for name, _ in sent]
-        finally:
-            conn.close()
+@pytest.fixture(scope="module")
+def server(live_stack):
+    with gunicorn(live_stack.env, workers=1, threads=2) as live:
+        yield live
 
 
-def test_requests_sent_together_on_one_connection_are_each_answered_in_order(live_stack):
-    with gunicorn(live_stack.env, workers=1, threads=2) as server:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
-            conn.sendall(b"".join(_raw(penguin) for _, penguin in SPECIES * 2))
-            reader = _OneFile(conn.makefile("rb"))
-            species = []
-            for _ in range(len(SPECIES) * 2):
-                response = http.client.HTTPResponse(reader)
-                response.begin()
-                assert response.status == 200
-                species.append(json.loads(response.read())["species_name"])
+def test_requests_on_one_connection_are_answered_in_order_back_to_back_and_after_pauses(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        sent = (SPECIES * 3)[:8]
+        answers = []
+        # Back to back, then after pauses longer than a thread waits for the next request.
+        for pause, (_, penguin) in zip([0, 0, 0, 0.05, 0, 0.3, 0, 0], sent):
+            time.sleep(pause)
+            status, species, connection = _classify(conn, penguin)
+            answers.append((status, species))
+            assert connection != "close"
+            if len(answers) == 1:
+                first_socket = conn.sock
+            assert conn.sock is first_socket  # http.client reconnects silently after a close
+        assert answers == [(200, name) for name, _ in sent]
+    finally:
+        conn.close()
+
+
+def test_requests_sent_together_on_one_connection_are_each_answered_in_order(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        conn.sendall(b"".join(_raw(penguin) for _, penguin in SPECIES * 2))
+        reader = _OneFile(conn.makefile("rb"))
+        species = []
+        for _ in range(len(SPECIES) * 2):
+            response = http.client.HTTPResponse(reader)
+            response.begin()
+            assert response.status == 200
+            species.append(json.loads(response.read())["species_name"])
     assert species == [name for name, _ in SPECIES * 2]
 
 
@@ -142,7 +148,7 @@ def test_a_client_sending_back_to_back_does_not_hold_back_another_on_a_one_threa
 
 
 def test_a_client_stalling_halfway_through_its_next_request_is_let_go_and_others_are_answered(live_stack):
-    env = {**live_stack.env, "GUNICORN_REQUEST_READ_TIMEOUT": "2"}
+    env = {**live_stack.env, "GUNICORN_REQUEST_READ_TIMEOUT": "1"}
     with gunicorn(env, workers=1, threads=2) as server:
         stalled, readers = [], []
         try:

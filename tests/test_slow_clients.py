@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +64,32 @@ def test_half_sent_requests_do_not_stop_healthz_from_answering(live_stack):
             while chunk := stalled[1].recv(65536):
                 answer += chunk
             assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:200]
+
+
+def test_clients_let_go_after_stalling_do_not_hold_up_the_worker(live_stack):
+    """Closing a stalled client's connection waits up to 2 s for the client to close too;
+    that wait must not stop the worker answering everyone else meanwhile."""
+    env = {**live_stack.env, "GUNICORN_REQUEST_READ_TIMEOUT": "1"}
+    stalled_count = 6  # each holds one of the 2 threads for 1 s: about 3 s in all
+    with gunicorn(env, workers=1, threads=2) as server:
+        with stalled_clients(server.url, stalled_count) as stalled:
+            waits = []
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                sent = time.monotonic()
+                answer = http("GET", f"{server.url}/healthz", timeout=30)
+                assert answer.status == 200, answer.error
+                waits.append(time.monotonic() - sent)
+                time.sleep(0.2)
+            # Every stalled client has been let go: its connection ends (a 400 first for a cut body).
+            for conn in stalled:
+                conn.settimeout(10)
+                answer = b""
+                while chunk := conn.recv(65536):
+                    answer += chunk
+                assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    # The threads' 3 s with the stalled requests, not 2 s more for each connection closed.
+    assert max(waits) < 5, [round(wait, 1) for wait in waits]
 
 
 @contextlib.contextmanager
