@@ -101,10 +101,6 @@ class _Lingerer:
                 self._thread = threading.Thread(target=self._run, name="linger", daemon=True)
                 self._thread.start()
 
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._selector.get_map())
-
     def _run(self) -> None:
         while True:
             for key, _ in self._selector.select(timeout=0.2):
