@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,12 +17,21 @@ from . import artifacts, metrics
 from .estimators import ModelUnusable
 from .prediction_log import STREAM_BLOCK_ROWS, LogBlock
 from .selectors import ServingEntry
-from .services.predictions import prediction_log, prediction_log_stream, prediction_log_streams
+from .services.predictions import (
+    prediction_ids_reserve,
+    prediction_log,
+    prediction_log_stream,
+    prediction_log_streams,
+)
 from .services.registry import ModelBroken, NoProbabilities, model_version_mark_broken, model_version_restore
 from .serving import LoadedModel, load_entry
 from .serving_registry import live_registry
 
 logger = logging.getLogger(__name__)
+
+# What a door makes of consecutive answered rows for its answer: given their logged ids,
+# species and probabilities (None without), it returns one item per row.
+RowsAnswer = Callable[[list[int], np.ndarray, "np.ndarray | None"], list]
 
 
 @dataclass
@@ -32,6 +42,8 @@ class PredictionOutcome:
     species_ids: np.ndarray
     probabilities: np.ndarray | None
     prediction_ids: list[int]
+    # What ``rows_answer`` made of every row, in row order (None when none was given).
+    answers: list | None = None
 
     def species_names(self) -> list[str]:
         return [SPECIES[code] for code in self.species_ids.tolist()]
@@ -45,11 +57,14 @@ def prediction_make(
     version_number: int | None = None,
     with_probabilities: bool = False,
     started: float | None = None,
+    rows_answer: RowsAnswer | None = None,
 ) -> PredictionOutcome:
     """Classify parsed rows with the model's active (or given) version and log every row.
 
     The rows are written before this returns; if they cannot be, it raises and no answer
     is given. Raises ModelNotFound, ModelBroken or NoProbabilities with a user-safe reason.
+    ``rows_answer`` builds the door's answer for the rows (``PredictionOutcome.answers``): a
+    batch streamed to the log builds it block by block while PostgreSQL stores the rows.
     """
     started = time.perf_counter() if started is None else started
     entry = live_registry.entry(model_name, version_number=version_number)
@@ -58,8 +73,11 @@ def prediction_make(
         raise NoProbabilities(
             f"{model_name} v{entry.number} ({entry.estimator or 'this estimator'}) does not estimate probabilities."
         )
+    answers = None
     if prediction_log_streams(len(matrix)):
-        species, probabilities, ids = _predict_streamed(entry, loaded, matrix, endpoint, with_probabilities, started)
+        species, probabilities, ids, answers = _predict_streamed(
+            entry, loaded, matrix, endpoint, with_probabilities, started, rows_answer
+        )
     else:
         species, probabilities = loaded.predict_with_proba(matrix, with_proba=with_probabilities)
         latency_ms = (time.perf_counter() - started) * 1000.0
@@ -75,6 +93,8 @@ def prediction_make(
             challenger_version_id=challenger_version_id,
             challenger_species_ids=challenger_species,
         )
+        if rows_answer is not None:
+            answers = rows_answer(ids, species, probabilities)
     metrics.predictions_record(model_name=entry.model_name, version_number=entry.number, species_ids=species)
     return PredictionOutcome(
         model_name=entry.model_name,
@@ -83,6 +103,7 @@ def prediction_make(
         species_ids=species,
         probabilities=probabilities,
         prediction_ids=ids,
+        answers=answers,
     )
 
 
@@ -93,13 +114,17 @@ def _predict_streamed(
     endpoint: str,
     with_probabilities: bool,
     started: float,
-) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    rows_answer: RowsAnswer | None,
+) -> tuple[np.ndarray, np.ndarray | None, list[int], list | None]:
     """A batch predicted block by block while PostgreSQL stores the blocks before it: species,
-    probabilities and the logged ids. Each row's latency is its block's (from the request's
-    start to the block's answers)."""
+    probabilities, the logged ids and what ``rows_answer`` made of the rows. Each row's latency
+    is its block's (from the request's start to the block's answers). A block's answer is
+    built once its rows are sent, while PostgreSQL stores them."""
     species_parts: list[np.ndarray] = []
     probability_parts: list[np.ndarray] = []
+    answers: list | None = [] if rows_answer is not None else None
     shadow = entry.challenger is not None  # a challenger that fails is skipped from then on
+    ids = prediction_ids_reserve(len(matrix))
 
     def blocks():
         nonlocal shadow
@@ -113,12 +138,19 @@ def _predict_streamed(
             if probabilities is not None:
                 probability_parts.append(probabilities)
             yield LogBlock(species, probabilities, latency_ms, challenger_version_id, challenger_species)
+            if answers is not None:
+                answers.extend(rows_answer(ids[start : start + len(species)], species, probabilities))
 
-    ids = prediction_log_stream(
-        model_id=entry.model_id, version_id=entry.version_id, matrix=matrix, endpoint=endpoint, blocks=blocks()
+    prediction_log_stream(
+        model_id=entry.model_id,
+        version_id=entry.version_id,
+        matrix=matrix,
+        endpoint=endpoint,
+        blocks=blocks(),
+        ids=ids,
     )
     probabilities = np.concatenate(probability_parts) if probability_parts else None
-    return np.concatenate(species_parts), probabilities, ids
+    return np.concatenate(species_parts), probabilities, ids, answers
 
 
 # Version id → the stat signatures of its files when they were last found damaged: a file is

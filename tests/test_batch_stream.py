@@ -8,6 +8,7 @@ caller sees stays the same: every row logged as answered, in one transaction, or
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import psycopg2
@@ -15,9 +16,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from classifier.api.views import predict as predict_views
 from classifier.models import Prediction
 from classifier.predict import prediction_make
-from classifier.prediction_log import STREAM_BLOCK_ROWS, LogBlock, prediction_copy
+from classifier.prediction_log import STREAM_BLOCK_ROWS, LogBlock, prediction_copy, reserve_ids
 from classifier.serving import LoadedModel
 from core.datasets import dataset_load
 from core.encoding import FIELDS
@@ -79,33 +81,67 @@ def test_a_batch_of_several_blocks_logs_every_row_with_both_answers_in_order(api
         assert len(set(latencies)) == 1 and latencies[0] > 0  # one insert of every row, one latency
 
 
-@pytest.mark.postgres
-def test_postgresql_is_storing_the_first_blocks_while_the_model_answers_the_next(api_client, knn_model, monkeypatch):
+@pytest.fixture
+def copy_running():
+    """Asks PostgreSQL, from a session of its own, whether the log's COPY is running now."""
     settings = connection.settings_dict
     watcher = psycopg2.connect(
         dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"] or None, port=settings["PORT"] or None
     )
     watcher.autocommit = True
-    copying_while_predicting = []
-    original = LoadedModel.predict_with_proba
 
-    def watched(self, matrix, *, with_proba):
+    def running() -> bool:
         with watcher.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND state = 'active' AND query LIKE 'COPY classifier_prediction%%'"
             )
-            copying_while_predicting.append(cursor.fetchone()[0] == 1)
+            return cursor.fetchone()[0] == 1
+
+    yield running
+    watcher.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_is_storing_the_first_blocks_while_the_model_answers_the_next(
+    api_client, knn_model, monkeypatch, copy_running
+):
+    copying_while_predicting = []
+    original = LoadedModel.predict_with_proba
+
+    def watched(self, matrix, *, with_proba):
+        copying_while_predicting.append(copy_running())
         return original(self, matrix, with_proba=with_proba)
 
     monkeypatch.setattr(LoadedModel, "predict_with_proba", watched)
-    try:
-        response = predict(api_client, random_penguins(ROWS))
-    finally:
-        watcher.close()
+    response = predict(api_client, random_penguins(ROWS))
     assert response.status_code == 200, response.content[:300]
     assert copying_while_predicting == [True] * 5  # the COPY was open as each block was predicted
     assert Prediction.objects.count() == ROWS
+
+
+@pytest.mark.postgres
+def test_the_answer_is_built_block_by_block_while_postgresql_stores_the_rows(
+    api_client, knn_model, monkeypatch, copy_running
+):
+    built = []
+    original = predict_views.answer_rows
+
+    def watched(prediction_ids, species_ids, probabilities):
+        built.append((len(prediction_ids), copy_running()))
+        return original(prediction_ids, species_ids, probabilities)
+
+    monkeypatch.setattr(predict_views, "answer_rows", watched)
+    response = predict(api_client, random_penguins(ROWS, seed=5))
+    assert response.status_code == 200, response.content[:300]
+    # One block's rows at a time, each while the COPY was still open (the last one included).
+    assert built == [(STREAM_BLOCK_ROWS, True)] * 4 + [(STREAM_BLOCK_ROWS // 2, True)]
+    answers = response.json()["predictions"]
+    logged = Prediction.objects.in_bulk([answer["prediction_id"] for answer in answers])
+    assert len(logged) == ROWS
+    assert [logged[answer["prediction_id"]].species_id for answer in answers] == [
+        answer["species_id"] for answer in answers
+    ]
 
 
 @pytest.mark.postgres
@@ -241,3 +277,35 @@ def test_a_session_ended_mid_copy_answers_503_logs_nothing_and_the_next_batch_is
     logged = predict(api_client, penguins)
     assert logged.status_code == 200, logged.content[:300]
     assert Prediction.objects.count() == ROWS
+
+
+@pytest.mark.postgres
+def test_ids_reserved_while_another_session_takes_ids_are_each_batchs_own(db):
+    settings = connection.settings_dict
+    other = psycopg2.connect(
+        dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"] or None, port=settings["PORT"] or None
+    )
+    other.autocommit = True
+    taken_elsewhere: list[int] = []
+    stop = threading.Event()
+
+    def take_one_at_a_time():  # as single classifies do, in their own sessions
+        with other.cursor() as cursor:
+            while not stop.is_set():
+                cursor.execute("SELECT nextval(pg_get_serial_sequence('classifier_prediction', 'id'))")
+                taken_elsewhere.append(cursor.fetchone()[0])
+
+    taker = threading.Thread(target=take_one_at_a_time)
+    taker.start()
+    try:
+        batches = [reserve_ids(20_000) for _ in range(4)]
+    finally:
+        stop.set()
+        taker.join()
+        other.close()
+    assert [len(batch) for batch in batches] == [20_000] * 4
+    assert all(batch == sorted(set(batch)) for batch in batches)
+    reserved = {value for batch in batches for value in batch}
+    assert len(reserved) == 80_000 and not reserved & set(taken_elsewhere)
+    # The other session's values fell inside the batches' ranges: the ids came back one by one.
+    assert any(batch[-1] - batch[0] + 1 > len(batch) for batch in batches)

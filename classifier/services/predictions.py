@@ -93,13 +93,26 @@ def prediction_log_streams(rows: int) -> bool:
     return rows >= 2 * writers.STREAM_BLOCK_ROWS and connection.vendor == "postgresql"
 
 
+def prediction_ids_reserve(count: int) -> list[int]:
+    """Ids for ``count`` rows that ``prediction_log_stream`` will write (PostgreSQL): known before
+    the rows are, so that each block's answer can name its rows while the COPY runs."""
+    return writers.reserve_ids(count)
+
+
 def prediction_log_stream(
-    *, model_id: int, version_id: int, matrix: np.ndarray, endpoint: str, blocks: Iterable[writers.LogBlock]
+    *,
+    model_id: int,
+    version_id: int,
+    matrix: np.ndarray,
+    endpoint: str,
+    blocks: Iterable[writers.LogBlock],
+    ids: list[int] | None = None,
 ) -> list[int]:
     """``prediction_log`` for a batch whose answers come block by block (consecutive rows, in
     order): PostgreSQL stores each block's rows while the next block is computed, in one COPY
-    and one transaction. The rows are written when this returns; if a block cannot be given,
-    nothing is written and its exception is raised.
+    and one transaction. The rows are written when this returns, with ``ids`` when given
+    (``prediction_ids_reserve``); if a block cannot be given, nothing is written and its
+    exception is raised.
     """
     now = timezone.now()
     rounded = (
@@ -109,7 +122,13 @@ def prediction_log_stream(
         for block in blocks
     )
     return writers.prediction_copy(
-        model_id=model_id, version_id=version_id, created_at=now, endpoint=endpoint, matrix=matrix, blocks=rounded
+        model_id=model_id,
+        version_id=version_id,
+        created_at=now,
+        endpoint=endpoint,
+        matrix=matrix,
+        blocks=rounded,
+        ids=ids,
     )
 
 
