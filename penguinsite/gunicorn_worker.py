@@ -7,7 +7,8 @@ write) on a client's socket gives up after ``GUNICORN_REQUEST_READ_TIMEOUT`` sec
 stalled client holds a thread for at most that long. Idle kept-alive connections cost no
 thread at all (they wait in the worker's poller), so a few slow clients can never starve
 ``/healthz``. A reverse proxy that buffers whole requests (docker-compose's ``proxy``)
-keeps slow clients off gunicorn altogether.
+keeps slow clients off gunicorn altogether. Each client let go is logged as one WARNING line
+naming the timeout, where gunicorn logs an ERROR with a traceback.
 
 A kept-alive connection whose client has already sent its next request when the answer
 goes out (within ``NEXT_REQUEST_WAIT``) is served again by the same thread, as long as no
@@ -27,6 +28,7 @@ request held up the worker's whole event loop, /healthz included, for 2 s.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import select
 import selectors
@@ -147,9 +149,27 @@ class _BoundedConnection(gthread.TConn):
             super().close(graceful)
 
 
+class _TimedOutClientLine(logging.Filter):
+    """gunicorn logs a client whose socket timed out as an ERROR with a traceback ("Socket error
+    processing request."): the client's doing, one line per stalled client, not a fault of the
+    service. It becomes one WARNING line naming the timeout; other socket errors stay as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.msg == "Socket error processing request." and isinstance(error, TimeoutError):
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            record.msg = "A client sent no request, or read no answer, for %s s; its connection was closed."
+            record.args = (f"{_BoundedConnection.read_timeout:g}",)
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class ThreadWorker(gthread.ThreadWorker):
     def init_process(self) -> None:
         _BoundedConnection.read_timeout = request_read_timeout()
+        error_log = getattr(self.log, "error_log", None)
+        if error_log is not None:
+            error_log.addFilter(_TimedOutClientLine())
         # Made in the worker, not in the master that imports this module: a selector is a file
         # descriptor that forked workers must not share.
         _BoundedConnection.lingerer = _Lingerer()

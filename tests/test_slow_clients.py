@@ -8,6 +8,7 @@ second test, behind a real nginx with the committed proxy config
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -64,6 +65,17 @@ def test_half_sent_requests_do_not_stop_healthz_from_answering(live_stack):
             while chunk := stalled[1].recv(65536):
                 answer += chunk
             assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:200]
+        # Each client let go is one warning line naming the timeout, not an error with a traceback.
+        wait_for(lambda: _timed_out_lines(server.log), timeout=10, what="the timed-out clients' log lines")
+        lines = _timed_out_lines(server.log)
+        assert {line["level"] for line in lines} == {"WARNING"} and "exc" not in lines[0]
+        assert "for 2 s" in lines[0]["message"]
+        assert "Socket error processing request" not in server.log.read_text()
+
+
+def _timed_out_lines(log: Path) -> list[dict]:
+    entries = (json.loads(line) for line in log.read_text().splitlines() if line.startswith("{"))
+    return [entry for entry in entries if "sent no request, or read no answer" in entry.get("message", "")]
 
 
 def test_clients_let_go_after_stalling_do_not_hold_up_the_worker(live_stack):
