@@ -1,19 +1,16 @@
 """Real Open Inference Protocol clients against a live gunicorn: tritonclient and the kserve SDK.
 
 Both must classify the example penguins as ``/classify`` does. The kserve SDK pins versions
-that clash with ours (protobuf, pandas), so it runs in a venv of its own under ``var/``,
-built once from ``tests/clients/requirements-kserve.txt`` and reused while that file is
-unchanged. The same live server shows that the docs' static files are served.
+that clash with ours (protobuf, pandas), so it runs in a venv of its own under ``var/``
+(``tests/support/kserve_client.py``, built by ``make test`` before the suite). The same live
+server shows that the docs' static files are served.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,12 +19,10 @@ import numpy as np
 import pytest
 
 from core.encoding import EXAMPLES, FIELDS
+from tests.support.kserve_client import kserve_python
 from tests.support.service import gunicorn, manage, service_env
 
-REPO = Path(__file__).resolve().parent.parent
 CLIENTS = Path(__file__).resolve().parent / "clients"
-KSERVE_REQUIREMENTS = CLIENTS / "requirements-kserve.txt"
-KSERVE_VENV = REPO / "var" / "kserve-client-venv"
 
 NAMES = ("Adelie", "Chinstrap", "Gentoo")
 MATRIX = np.array([[EXAMPLES[name][field] for field in FIELDS] for name in NAMES], dtype=np.float64)
@@ -150,26 +145,6 @@ def test_the_docs_static_files_are_served(server):
         assert assets
         for asset in assets:
             assert get(server.url + asset)[0] == 200, asset
-
-
-def kserve_python() -> Path:
-    """The kserve client's venv, rebuilt only when its requirements file changes."""
-    digest = hashlib.sha256(KSERVE_REQUIREMENTS.read_bytes()).hexdigest()
-    python = KSERVE_VENV / "bin" / "python"
-    stamp = KSERVE_VENV / "requirements.sha256"
-    if python.exists() and stamp.exists() and stamp.read_text() == digest:
-        return python
-    shutil.rmtree(KSERVE_VENV, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(KSERVE_VENV)], check=True, timeout=120)
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-r", str(KSERVE_REQUIREMENTS)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert install.returncode == 0, install.stderr[-4000:]
-    stamp.write_text(digest)
-    return python
 
 
 @pytest.mark.slow
