@@ -124,7 +124,7 @@ def _predict_streamed(
     probability_parts: list[np.ndarray] = []
     answers: list | None = [] if rows_answer is not None else None
     shadow = entry.challenger is not None  # a challenger that fails is skipped from then on
-    ids = prediction_ids_reserve(len(matrix))
+    ids = prediction_ids_reserve(count=len(matrix))
 
     def blocks():
         nonlocal shadow

@@ -156,7 +156,10 @@ class _TimedOutClientLine(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if record.msg == "Socket error processing request." and isinstance(error, TimeoutError):
+        # A socket's own timeout has no errno; the kernel's (ETIMEDOUT, a peer gone) has one.
+        if record.msg == "Socket error processing request." and isinstance(error, TimeoutError) and error.errno is None:
+            if not logging.getLogger(record.name).isEnabledFor(logging.WARNING):
+                return False
             record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
             record.msg = "A client sent no request, or read no answer, for %s s; its connection was closed."
             record.args = (f"{_BoundedConnection.read_timeout:g}",)

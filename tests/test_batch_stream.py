@@ -287,17 +287,19 @@ def test_ids_reserved_while_another_session_takes_ids_are_each_batchs_own(db):
     )
     other.autocommit = True
     taken_elsewhere: list[int] = []
-    stop = threading.Event()
+    taking, stop = threading.Event(), threading.Event()
 
     def take_one_at_a_time():  # as single classifies do, in their own sessions
         with other.cursor() as cursor:
             while not stop.is_set():
                 cursor.execute("SELECT nextval(pg_get_serial_sequence('classifier_prediction', 'id'))")
                 taken_elsewhere.append(cursor.fetchone()[0])
+                taking.set()
 
     taker = threading.Thread(target=take_one_at_a_time)
     taker.start()
     try:
+        assert taking.wait(timeout=30)
         batches = [reserve_ids(20_000) for _ in range(4)]
     finally:
         stop.set()

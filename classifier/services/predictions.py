@@ -93,7 +93,7 @@ def prediction_log_streams(rows: int) -> bool:
     return rows >= 2 * writers.STREAM_BLOCK_ROWS and connection.vendor == "postgresql"
 
 
-def prediction_ids_reserve(count: int) -> list[int]:
+def prediction_ids_reserve(*, count: int) -> list[int]:
     """Ids for ``count`` rows that ``prediction_log_stream`` will write (PostgreSQL): known before
     the rows are, so that each block's answer can name its rows while the COPY runs."""
     return writers.reserve_ids(count)

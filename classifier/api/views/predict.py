@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework.decorators import action
@@ -120,7 +121,7 @@ def predict_answer(outcome: PredictionOutcome) -> dict:
     return {"model": outcome.model_name, "version": outcome.version_number, "count": len(rows), "predictions": rows}
 
 
-def answer_rows(prediction_ids: list[int], species_ids, probabilities) -> list[dict]:
+def answer_rows(prediction_ids: list[int], species_ids: np.ndarray, probabilities: np.ndarray) -> list[dict]:
     """Consecutive rows of the answer. ``prediction_make`` calls it block by block for a big
     batch, while PostgreSQL stores the rows."""
     # Plain lists and one comprehension: a 10,000-row answer is built in milliseconds.
