@@ -1,28 +1,36 @@
-"""gunicorn's threaded worker with a bound on how long a client may take to send its request.
+"""gunicorn workers that bound how long a client may take to send its request.
 
-The stock ``gthread`` worker hands a connection to a thread as soon as its first bytes
-arrive, and that thread then waits as long as the client likes for the rest: a handful of
-half-sent requests hold every thread and nothing else is answered. Here every read (and
-write) on a client's socket gives up after ``GUNICORN_REQUEST_READ_TIMEOUT`` seconds, so a
-stalled client holds a thread for at most that long. Idle kept-alive connections cost no
-thread at all (they wait in the worker's poller), so a few slow clients can never starve
-``/healthz``. A reverse proxy that buffers whole requests (docker-compose's ``proxy``)
-keeps slow clients off gunicorn altogether. Each client let go is logged as one WARNING line
-naming the timeout, where gunicorn logs an ERROR with a traceback.
+Two workers, both bounded by ``GUNICORN_REQUEST_READ_TIMEOUT`` (15 s) and both logging each
+client let go as one WARNING line naming the timeout, where gunicorn logs an ERROR with a
+traceback:
 
-A kept-alive connection whose client has already sent its next request when the answer
-goes out (within ``NEXT_REQUEST_WAIT``) is served again by the same thread, as long as no
-other connection is waiting for a thread. The stock worker hands every connection back to
-its poller after each answer, and the poller hands it to a thread again: two thread
-hand-offs per request, each waiting for the GIL. Any other connection that becomes
+- ``BufferingWorker`` (the default, penguinsite/gunicorn.conf.py): one request at a time per
+  process, as gunicorn's sync worker, served only once it has arrived. A connection whose
+  request is still arriving waits in the worker's selector, which reads it as its bytes come
+  in; a slow or stalled client holds no worker at all. A process takes a connection only when
+  it is free, so each request goes to a free worker or waits in the kernel's queue for the
+  first one to be free: under load, no request waits behind another in a busy process while
+  a process sits idle. Each answer closes its connection (no keep-alive).
+- ``ThreadWorker``: gunicorn's threaded worker with keep-alive, whose every read (and write)
+  on a client's socket gives up after the timeout, so a stalled client holds a thread for at
+  most that long. It answers more requests per second under load, with a longer tail.
+
+A reverse proxy that buffers whole requests (docker-compose's ``proxy``) keeps slow clients
+off gunicorn altogether.
+
+In the threaded worker, a kept-alive connection whose client has already sent its next
+request when the answer goes out (within ``NEXT_REQUEST_WAIT``) is served again by the same
+thread, as long as no other connection is waiting for a thread. The stock worker hands every
+connection back to its poller after each answer, and the poller hands it to a thread again:
+two thread hand-offs per request, each waiting for the GIL. Any other connection that becomes
 readable meanwhile is queued for a thread, and the loop gives way to it after the answer it
 is writing.
 
 A connection that ends is closed as gunicorn closes it (its side shut first, then whatever
 the client still sends read and dropped until the client closes, for at most 2 s), but by
-one lingering thread that does it for every closing connection at once. The stock worker
-lingers on its main thread, one connection after another: each client let go after a stalled
-request held up the worker's whole event loop, /healthz included, for 2 s.
+one lingering thread that does it for every closing connection at once. The stock workers
+linger on their main thread, one connection after another: each client let go after a
+stalled request held up the worker's whole event loop, /healthz included, for 2 s.
 """
 
 from __future__ import annotations
@@ -30,14 +38,15 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import select
 import selectors
 import socket
 import threading
 import time
 
-from gunicorn import util
-from gunicorn.workers import gthread
+from gunicorn import http, util
+from gunicorn.workers import gthread, sync
 
 
 def request_read_timeout() -> float:
@@ -208,3 +217,232 @@ class ThreadWorker(gthread.ThreadWorker):
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
+
+
+# A request whose body is at most this long (a 10,000-row batch is about 1.1 MB) is served
+# once all of it has arrived; a longer one, or a chunked one, once its headers have, the
+# application then reading its body with every read bounded by the read timeout.
+WHOLE_BODY_LIMIT = 2 * 1024 * 1024
+HEADERS_LIMIT = 65536
+# A connection just taken usually has its request on the way: how long to wait for it before
+# setting the connection aside.
+FIRST_BYTES_WAIT = 0.01
+# After an answer, how long to wait for the client's own close before the lingering thread
+# takes the connection over.
+CLIENT_CLOSE_WAIT = 0.01
+HEARTBEAT_INTERVAL = 0.5
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
+
+
+def _whole(data: bytes) -> tuple[bool, int]:
+    """Whether ``data`` holds enough of a request to serve it, and how many bytes it needs."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return len(data) >= HEADERS_LIMIT, HEADERS_LIMIT
+    head = data[:end].lower()
+    if b"\r\ntransfer-encoding:" in head or b"\r\nexpect:" in head:
+        return True, 0  # a chunked body, or a client waiting for "100 Continue"
+    match = _CONTENT_LENGTH.search(head)
+    length = int(match.group(1)) if match else 0
+    need = end + 4 + length
+    return length > WHOLE_BODY_LIMIT or len(data) >= need, need
+
+
+def _arrived(sock) -> bool | None:
+    """Whether the request waiting on ``sock`` has arrived, looked at without taking it; None if
+    the client has gone. Waits for its first bytes as long as the socket's timeout says."""
+    size = 8192
+    while True:
+        try:
+            data = sock.recv(size, socket.MSG_PEEK)
+        except (TimeoutError, BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return None
+        if not data:
+            return None
+        whole, need = _whole(data)
+        if whole or len(data) < size or need <= size:
+            return whole
+        size = need
+
+
+class _Arriving:
+    __slots__ = ("sock", "addr", "listener", "buf", "deadline")
+
+    def __init__(self, sock, addr, listener, deadline):
+        self.sock, self.addr, self.listener, self.deadline = sock, addr, listener, deadline
+        self.buf = bytearray()
+
+
+class BufferingWorker(sync.SyncWorker):
+    """gunicorn's sync worker, serving each request only once it has arrived.
+
+    A process serves one request at a time and takes a connection only when it is free, so
+    a request goes to a free worker or waits in the kernel's queue for the first one to be
+    free. Unlike gunicorn's own sync worker, a connection whose request has not arrived yet
+    is set aside in the worker's selector, which reads it as its bytes come in: a slow or
+    stalled client holds no worker, and is let go after ``GUNICORN_REQUEST_READ_TIMEOUT``.
+    Each answer closes its connection; a client slow to close its side is left to the
+    lingering thread.
+    """
+
+    def init_process(self) -> None:
+        _BoundedConnection.read_timeout = request_read_timeout()
+        error_log = getattr(self.log, "error_log", None)
+        if error_log is not None:
+            error_log.addFilter(_TimedOutClientLine())
+        self._lingerer = _Lingerer()
+        super().init_process()
+
+    def run(self) -> None:
+        if self.cfg.is_ssl:
+            return super().run()
+        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
+        self._selector = selectors.DefaultSelector()
+        self._arriving: dict[int, _Arriving] = {}
+        self._selector.register(self.PIPE[0], selectors.EVENT_READ, None)
+        self._accepting = False
+        try:
+            while self.alive:
+                self.notify()
+                self._accept(len(self._arriving) < self.cfg.worker_connections)
+                timeout = 1.0
+                if self._arriving:
+                    first = min(arriving.deadline for arriving in self._arriving.values())
+                    timeout = max(0.0, min(timeout, first - time.monotonic()))
+                for key, _ in self._selector.select(timeout):
+                    if key.data is None:
+                        try:
+                            os.read(self.PIPE[0], 4096)
+                        except OSError:
+                            pass
+                    elif isinstance(key.data, _Arriving):
+                        self._read(key.data)
+                    else:
+                        self._take(key.fileobj)
+                    if not self.alive:
+                        break
+                self._expire(time.monotonic())
+                if not self.is_parent_alive():
+                    break
+        finally:
+            for arriving in list(self._arriving.values()):
+                self._forget(arriving)
+                util.close(arriving.sock)
+            self._selector.close()
+
+    def _heartbeat(self) -> None:
+        # The arbiter replaces a worker silent for GUNICORN_TIMEOUT. As in the threaded worker,
+        # whose main loop checks in while its threads serve, a long request (a training run
+        # in-process, without a broker) is not cut short; a process stuck holding the GIL is.
+        while self.alive:
+            self.notify()
+            time.sleep(HEARTBEAT_INTERVAL)
+
+    def _accept(self, enabled: bool) -> None:
+        if enabled == self._accepting:
+            return
+        for listener in self.sockets:
+            if enabled:
+                listener.setblocking(False)
+                self._selector.register(listener, selectors.EVENT_READ, listener)
+            else:
+                self._selector.unregister(listener)
+        self._accepting = enabled
+
+    def _take(self, listener) -> None:
+        try:
+            client, addr = listener.accept()
+        except OSError as error:
+            if error.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                return  # another worker took it
+            raise
+        util.close_on_exec(client)
+        client.settimeout(FIRST_BYTES_WAIT)
+        arrived = _arrived(client)
+        if arrived is None:
+            util.close(client)
+        elif arrived:
+            self._serve(listener, client, addr, b"")
+        else:
+            client.setblocking(False)
+            arriving = _Arriving(client, addr, listener, time.monotonic() + _BoundedConnection.read_timeout)
+            self._arriving[client.fileno()] = arriving
+            self._selector.register(client, selectors.EVENT_READ, arriving)
+            self._read(arriving)
+
+    def _read(self, arriving: _Arriving) -> None:
+        """Take what has arrived of a request set aside; serve it once it has all arrived."""
+        while True:
+            try:
+                data = arriving.sock.recv(262144)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:  # the client has gone
+                self._forget(arriving)
+                util.close(arriving.sock)
+                return
+            arriving.buf += data
+            if _whole(arriving.buf)[0]:
+                self._forget(arriving)
+                self._serve(arriving.listener, arriving.sock, arriving.addr, bytes(arriving.buf))
+                return
+
+    def _forget(self, arriving: _Arriving) -> None:
+        if self._arriving.pop(arriving.sock.fileno(), None) is not None:
+            self._selector.unregister(arriving.sock)
+
+    def _expire(self, now: float) -> None:
+        for arriving in [a for a in self._arriving.values() if a.deadline <= now]:
+            self._forget(arriving)
+            if arriving.buf:
+                self.log.warning(
+                    "A client sent no request, or read no answer, for %s s; its connection was closed.",
+                    f"{_BoundedConnection.read_timeout:g}",
+                )
+            else:  # a connection opened ahead of need (browsers do), never used
+                self.log.debug("Closing a connection that sent nothing.")
+            util.close(arriving.sock)
+
+    def _serve(self, listener, client, addr, taken: bytes) -> None:
+        req = None
+        client.settimeout(_BoundedConnection.read_timeout)
+        try:
+            parser = http.get_parser(self.cfg, client, addr)
+            if taken:
+                parser.unreader.unread(taken)
+            req = next(parser)
+            self.handle_request(listener, req, client, addr)
+        except http.errors.NoMoreData as e:
+            self.log.debug("Ignored premature client disconnection. %s", e)
+        except StopIteration as e:
+            self.log.debug("Closing connection. %s", e)
+        except OSError as e:
+            if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("Socket error processing request.")
+            else:
+                self.log.debug("Ignoring a connection that ended: %s", e)
+        except BaseException as e:
+            self.handle_error(req, client, addr, e)
+        finally:
+            self._close(client)
+
+    def _close(self, client) -> None:
+        # gunicorn's graceful close: our side shut, then whatever the client still sends read
+        # and dropped until it closes. The client's close usually follows the answer at once;
+        # one that does not is left to the lingering thread.
+        try:
+            client.shutdown(socket.SHUT_WR)
+            client.settimeout(CLIENT_CLOSE_WAIT)
+            if not client.recv(65536):
+                util.close(client)
+                return
+        except (TimeoutError, BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            util.close(client)
+            return
+        self._lingerer.close(client)

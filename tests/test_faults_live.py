@@ -92,7 +92,7 @@ def test_sessions_the_database_ends_are_replaced_without_failing_a_request(live_
     stack = live_stack
     with Clients(CLIENTS, classify_or_predict(stack, "knn")) as clients:
         wait_for(lambda: ok_after(clients, 0) >= 4 * CLIENTS, timeout=60, what="the clients to be answered")
-        # Every worker thread's session ended by the server (pg_terminate_backend, as an
+        # Every worker's session ended by the server (pg_terminate_backend, as an
         # idle-session timeout or an administrator would), PostgreSQL itself staying up.
         ended = stack.pg.query(
             "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
@@ -108,7 +108,7 @@ def test_sessions_the_database_ends_are_replaced_without_failing_a_request(live_
         cut = time.monotonic()
         wait_for(lambda: ok_after(clients, cut) >= 20 * CLIENTS, timeout=60, what="answers after the cut")
 
-    assert len(ended) >= 4
+    assert len(ended) >= 2  # one per worker process, each serving one request at a time
     after = [answer for answer in clients.snapshot() if answer.started > cut]
     failed = [(answer.status, answer.body[:200]) for answer in after if answer.status != 200]
     assert not failed, f"{len(failed)} of {len(after)} requests failed after the sessions ended: {failed[:5]}"

@@ -1,4 +1,5 @@
-"""Kept-alive connections under the service's own gunicorn config (penguinsite/gunicorn.conf.py).
+"""Kept-alive connections under the service's threaded gunicorn worker (penguinsite/gunicorn.conf.py
+with GUNICORN_WORKER_CLASS=penguinsite.gunicorn_worker.ThreadWorker).
 
 A thread that has answered serves the same client's next request itself when it has already
 arrived; these tests hold what clients see: every answer in order on the one connection,
@@ -20,6 +21,7 @@ from tests.support.data import ADELIE, CHINSTRAP, GENTOO
 from tests.support.http import http as request
 from tests.support.service import gunicorn
 
+THREADED = {"GUNICORN_WORKER_CLASS": "penguinsite.gunicorn_worker.ThreadWorker"}
 SPECIES = [("Adelie", ADELIE), ("Chinstrap", CHINSTRAP), ("Gentoo", GENTOO)]
 JSON = {"Content-Type": "application/json"}
 
@@ -67,7 +69,7 @@ class _OneFile:
 
 @pytest.fixture(scope="module")
 def server(live_stack):
-    with gunicorn(live_stack.env, workers=1, threads=2) as live:
+    with gunicorn({**live_stack.env, **THREADED}, workers=1, threads=2) as live:
         yield live
 
 
@@ -105,7 +107,7 @@ def test_requests_sent_together_on_one_connection_are_each_answered_in_order(ser
 
 def test_a_client_sending_back_to_back_does_not_hold_back_another_on_a_one_thread_worker(live_stack):
     """The busy client's thread gives way as soon as another connection waits for it."""
-    with gunicorn(live_stack.env, workers=1, threads=1) as server:
+    with gunicorn({**live_stack.env, **THREADED}, workers=1, threads=1) as server:
         busy = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         answered: list[float] = []
         stop = threading.Event()
@@ -148,7 +150,7 @@ def test_a_client_sending_back_to_back_does_not_hold_back_another_on_a_one_threa
 
 
 def test_a_client_stalling_halfway_through_its_next_request_is_let_go_and_others_are_answered(live_stack):
-    env = {**live_stack.env, "GUNICORN_REQUEST_READ_TIMEOUT": "1"}
+    env = {**live_stack.env, **THREADED, "GUNICORN_REQUEST_READ_TIMEOUT": "1"}
     with gunicorn(env, workers=1, threads=2) as server:
         stalled, readers = [], []
         try:
