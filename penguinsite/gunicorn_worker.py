@@ -284,7 +284,8 @@ class BufferingWorker(sync.SyncWorker):
     is set aside in the worker's selector, which reads it as its bytes come in: a slow or
     stalled client holds no worker, and is let go after ``GUNICORN_REQUEST_READ_TIMEOUT``.
     Each answer closes its connection; a client slow to close its side is left to the
-    lingering thread.
+    lingering thread. (gunicorn replaces a worker class whose name ends in ``SyncWorker`` by
+    its threaded worker when ``threads`` is above 1: hence this one's name.)
     """
 
     def init_process(self) -> None:
