@@ -27,7 +27,8 @@ workers = _int("GUNICORN_WORKERS", min(4, multiprocessing.cpu_count() * 2))
 # Each worker serves one request at a time, and only once it has arrived whole: a request
 # still arriving waits in the worker's selector, so slow clients hold no worker and are let go
 # after GUNICORN_REQUEST_READ_TIMEOUT (15 s). Chosen by measurement over the threaded worker
-# (bench/README.md): a p99 about half as long under load, for about a tenth fewer requests/s.
+# (bench/README.md): under load, a p99 a quarter to a half shorter and within 3× the median,
+# for 1–16% fewer requests/s.
 # GUNICORN_WORKER_CLASS=penguinsite.gunicorn_worker.ThreadWorker gives threaded workers with
 # keep-alive (GUNICORN_THREADS each), bounded by the same read timeout.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "penguinsite.gunicorn_worker.BufferingWorker"

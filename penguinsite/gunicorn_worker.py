@@ -39,6 +39,7 @@ import errno
 import logging
 import os
 import re
+import resource
 import select
 import selectors
 import socket
@@ -219,33 +220,50 @@ class ThreadWorker(gthread.ThreadWorker):
                 raise
 
 
-# A request whose body is at most this long (a 10,000-row batch is about 1.1 MB) is served
-# once all of it has arrived; a longer one, or a chunked one, once its headers have, the
-# application then reading its body with every read bounded by the read timeout.
-WHOLE_BODY_LIMIT = 2 * 1024 * 1024
+# A request whose body is at most this long is served once all of it has arrived: the
+# proxy's own limit (deploy/nginx), above the service's (PENGUIN_MAX_BODY_BYTES, 8 MiB), which
+# refuses a longer body from its Content-Length alone, without reading it. A chunked body is
+# read by the application, every read bounded by the read timeout.
+WHOLE_BODY_LIMIT = 16 * 1024 * 1024
 HEADERS_LIMIT = 65536
+# What one worker holds of requests still arriving, at most; past it, a request is refused
+# with a 503 rather than the worker growing without bound.
+ARRIVING_BYTES_LIMIT = 256 * 1024 * 1024
 # A connection just taken usually has its request on the way: how long to wait for it before
 # setting the connection aside.
 FIRST_BYTES_WAIT = 0.01
-# After an answer, how long to wait for the client's own close before the lingering thread
-# takes the connection over.
-CLIENT_CLOSE_WAIT = 0.01
 HEARTBEAT_INTERVAL = 0.5
+# How long a worker out of descriptors (or memory) leaves new connections to the others.
+ACCEPT_PAUSE = 0.5
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
+_EXPECT = re.compile(rb"\r\nexpect:[^\r\n]*", re.IGNORECASE)
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_BUSY_BODY = b'{"detail": "The server is busy receiving other requests; try again shortly.", "code": "unavailable"}'
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
 
 
 def _whole(data: bytes) -> tuple[bool, int]:
     """Whether ``data`` holds enough of a request to serve it, and how many bytes it needs."""
     end = data.find(b"\r\n\r\n")
     if end < 0:
-        return len(data) >= HEADERS_LIMIT, HEADERS_LIMIT
+        # Headers past any limit, or ended by bare line feeds: the parser answers them (400).
+        return len(data) >= HEADERS_LIMIT or b"\n\n" in data, HEADERS_LIMIT
     head = data[:end].lower()
-    if b"\r\ntransfer-encoding:" in head or b"\r\nexpect:" in head:
-        return True, 0  # a chunked body, or a client waiting for "100 Continue"
+    if b"\r\ntransfer-encoding:" in head:
+        return True, 0  # a chunked body: read by the application
     match = _CONTENT_LENGTH.search(head)
     length = int(match.group(1)) if match else 0
     need = end + 4 + length
     return length > WHOLE_BODY_LIMIT or len(data) >= need, need
+
+
+def _waits_for_continue(data: bytes) -> bool:
+    """Whether the client has sent its headers and waits for "100 Continue" before its body."""
+    end = data.find(b"\r\n\r\n")
+    return end >= 0 and b"\r\nexpect: 100-continue" in data[:end].lower()
 
 
 def _arrived(sock) -> bool | None:
@@ -268,11 +286,12 @@ def _arrived(sock) -> bool | None:
 
 
 class _Arriving:
-    __slots__ = ("sock", "addr", "listener", "buf", "deadline")
+    __slots__ = ("sock", "addr", "listener", "buf", "deadline", "continued")
 
     def __init__(self, sock, addr, listener, deadline):
         self.sock, self.addr, self.listener, self.deadline = sock, addr, listener, deadline
         self.buf = bytearray()
+        self.continued = False  # "100 Continue" sent
 
 
 class BufferingWorker(sync.SyncWorker):
@@ -283,8 +302,8 @@ class BufferingWorker(sync.SyncWorker):
     free. Unlike gunicorn's own sync worker, a connection whose request has not arrived yet
     is set aside in the worker's selector, which reads it as its bytes come in: a slow or
     stalled client holds no worker, and is let go after ``GUNICORN_REQUEST_READ_TIMEOUT``.
-    Each answer closes its connection; a client slow to close its side is left to the
-    lingering thread. (gunicorn replaces a worker class whose name ends in ``SyncWorker`` by
+    Each answer closes its connection; the client's side of the close is awaited by the
+    lingering thread, not by the worker. (gunicorn replaces a worker class whose name ends in ``SyncWorker`` by
     its threaded worker when ``threads`` is above 1: hence this one's name.)
     """
 
@@ -299,19 +318,29 @@ class BufferingWorker(sync.SyncWorker):
     def run(self) -> None:
         if self.cfg.is_ssl:
             return super().run()
-        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
         self._selector = selectors.DefaultSelector()
         self._arriving: dict[int, _Arriving] = {}
+        self._arriving_bytes = 0
         self._selector.register(self.PIPE[0], selectors.EVENT_READ, None)
         self._accepting = False
+        self._accept_paused_until = 0.0
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        most = self.cfg.worker_connections
+        if soft_limit != resource.RLIM_INFINITY:
+            most = max(16, min(most, soft_limit - 64))
+        self._looping = True
+        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
         try:
             while self.alive:
                 self.notify()
-                self._accept(len(self._arriving) < self.cfg.worker_connections)
+                now = time.monotonic()
+                self._accept(len(self._arriving) < most and now >= self._accept_paused_until)
                 timeout = 1.0
+                if not self._accepting and self._accept_paused_until > now:
+                    timeout = min(timeout, self._accept_paused_until - now)
                 if self._arriving:
                     first = min(arriving.deadline for arriving in self._arriving.values())
-                    timeout = max(0.0, min(timeout, first - time.monotonic()))
+                    timeout = max(0.0, min(timeout, first - now))
                 for key, _ in self._selector.select(timeout):
                     if key.data is None:
                         try:
@@ -328,6 +357,7 @@ class BufferingWorker(sync.SyncWorker):
                 if not self.is_parent_alive():
                     break
         finally:
+            self._looping = False
             for arriving in list(self._arriving.values()):
                 self._forget(arriving)
                 util.close(arriving.sock)
@@ -336,8 +366,9 @@ class BufferingWorker(sync.SyncWorker):
     def _heartbeat(self) -> None:
         # The arbiter replaces a worker silent for GUNICORN_TIMEOUT. As in the threaded worker,
         # whose main loop checks in while its threads serve, a long request (a training run
-        # in-process, without a broker) is not cut short; a process stuck holding the GIL is.
-        while self.alive:
+        # in-process, without a broker) is not cut short, nor is a request that hangs; only a
+        # process stuck in C code holding the GIL falls silent.
+        while self._looping:
             self.notify()
             time.sleep(HEARTBEAT_INTERVAL)
 
@@ -358,6 +389,13 @@ class BufferingWorker(sync.SyncWorker):
         except OSError as error:
             if error.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 return  # another worker took it
+            if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of descriptors or memory: leave new connections to the other workers (or
+                # the kernel's queue) for a moment rather than dying with every client set aside.
+                self.log.warning("Cannot take a connection (%s); trying again in %s s.", error.strerror, ACCEPT_PAUSE)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                self._accept(False)
+                return
             raise
         util.close_on_exec(client)
         client.settimeout(FIRST_BYTES_WAIT)
@@ -379,6 +417,14 @@ class BufferingWorker(sync.SyncWorker):
             try:
                 data = arriving.sock.recv(262144)
             except (BlockingIOError, InterruptedError):
+                if not arriving.continued and _waits_for_continue(arriving.buf):
+                    # The client sends its body once told to: tell it here, and wait for the body.
+                    arriving.continued = True
+                    try:
+                        arriving.sock.send(_CONTINUE)
+                    except OSError:
+                        self._forget(arriving)
+                        util.close(arriving.sock)
                 return
             except OSError:
                 data = b""
@@ -386,14 +432,32 @@ class BufferingWorker(sync.SyncWorker):
                 self._forget(arriving)
                 util.close(arriving.sock)
                 return
+            if self._arriving_bytes + len(data) > ARRIVING_BYTES_LIMIT:
+                self._forget(arriving)
+                self.log.warning(
+                    "Requests still arriving hold %d bytes; one more was refused (503).", self._arriving_bytes
+                )
+                try:
+                    arriving.sock.send(_BUSY)
+                except OSError:
+                    pass
+                self._lingerer.close(arriving.sock)
+                return
             arriving.buf += data
+            self._arriving_bytes += len(data)
+            # A client that keeps sending is not stalled: the read timeout counts from its last bytes.
+            arriving.deadline = time.monotonic() + _BoundedConnection.read_timeout
             if _whole(arriving.buf)[0]:
                 self._forget(arriving)
-                self._serve(arriving.listener, arriving.sock, arriving.addr, bytes(arriving.buf))
+                taken = bytes(arriving.buf)
+                if arriving.continued:  # answered already: gunicorn must not send it again
+                    taken = _EXPECT.sub(b"", taken, count=1)
+                self._serve(arriving.listener, arriving.sock, arriving.addr, taken)
                 return
 
     def _forget(self, arriving: _Arriving) -> None:
         if self._arriving.pop(arriving.sock.fileno(), None) is not None:
+            self._arriving_bytes -= len(arriving.buf)
             self._selector.unregister(arriving.sock)
 
     def _expire(self, now: float) -> None:
@@ -433,15 +497,15 @@ class BufferingWorker(sync.SyncWorker):
 
     def _close(self, client) -> None:
         # gunicorn's graceful close: our side shut, then whatever the client still sends read
-        # and dropped until it closes. The client's close usually follows the answer at once;
-        # one that does not is left to the lingering thread.
+        # and dropped until it closes. A client that has closed already is done with here; any
+        # other is left to the lingering thread, the worker never waiting for a client's close.
         try:
             client.shutdown(socket.SHUT_WR)
-            client.settimeout(CLIENT_CLOSE_WAIT)
+            client.setblocking(False)
             if not client.recv(65536):
                 util.close(client)
                 return
-        except (TimeoutError, BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError):
             pass
         except OSError:
             util.close(client)

@@ -56,7 +56,49 @@ def test_a_request_still_arriving_does_not_hold_back_others_and_is_answered_once
             assert response.getheader("Connection") == "close"
 
 
-def test_chunked_announced_and_large_bodies_reach_the_service(live_stack):
+def test_a_client_waiting_for_100_continue_is_told_to_send_and_holds_no_worker_meanwhile(live_stack):
+    with gunicorn(live_stack.env, workers=1, threads=1) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as waiting:
+            head, body = _head_and_body(ADELIE)
+            waiting.sendall(head.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
+            assert waiting.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            time.sleep(0.3)
+            # The only worker answers others while this client has not sent its body.
+            started = time.monotonic()
+            answer = request("POST", f"{server.url}/classify/knn", GENTOO, timeout=30)
+            assert answer.status == 200 and answer.json()["species_name"] == "Gentoo"
+            assert time.monotonic() - started < 5
+            waiting.sendall(body)
+            rest = b""
+            while chunk := waiting.recv(65536):
+                rest += chunk
+            # The final answer, without a second "100 Continue" before it.
+            assert rest.startswith(b"HTTP/1.1 200 "), rest[:200]
+            assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["species_name"] == "Adelie"
+
+
+def test_a_slow_upload_that_keeps_sending_is_answered_and_bare_line_feeds_get_a_400(live_stack):
+    env = {**live_stack.env, "GUNICORN_REQUEST_READ_TIMEOUT": "1"}
+    with gunicorn(env, workers=1, threads=1) as server:
+        # Longer in all than the read timeout, but never silent that long.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as slow:
+            head, body = _head_and_body(GENTOO)
+            slow.sendall(head)
+            for start in range(0, len(body), 20):
+                time.sleep(0.5)
+                slow.sendall(body[start : start + 20])
+            response = _answer(slow)
+            assert response.status == 200
+            assert json.loads(response.read())["species_name"] == "Gentoo"
+        # A request whose lines end in bare line feeds is refused at once, not left to time out.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as bare:
+            started = time.monotonic()
+            bare.sendall(b"GET /healthz HTTP/1.1\nHost: localhost\n\n")
+            assert bare.recv(64).startswith(b"HTTP/1.1 400")
+            assert time.monotonic() - started < 0.9
+
+
+def test_chunked_and_large_bodies_reach_the_service(live_stack):
     with gunicorn(live_stack.env, workers=1, threads=1) as server:
         # A chunked body (no Content-Length) reaches the service, which answers that it wants one.
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
@@ -65,16 +107,7 @@ def test_chunked_announced_and_large_bodies_reach_the_service(live_stack):
         response = conn.getresponse()
         assert (response.status, json.loads(response.read())["code"]) == (411, "length_required")
         conn.close()
-        # A client that waits for "100 Continue" before it sends the body.
-        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
-            head, body = _head_and_body(ADELIE)
-            raw.sendall(head.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
-            assert raw.recv(64).startswith(b"HTTP/1.1 100 Continue")
-            raw.sendall(body)
-            response = _answer(raw)
-            assert response.status == 200
-            assert json.loads(response.read())["species_name"] == "Adelie"
-        # A batch whose body is larger than the part the worker reads ahead (2 MiB), and one below.
+        # Batches of 2,000 and 20,000 rows (about 0.26 and 2.6 MB).
         for count in (2_000, 20_000):
             rows = random_penguins(count)
             answer = request("POST", f"{server.url}/api/v1/models/knn/predict", {"instances": rows}, timeout=120)
