@@ -28,7 +28,7 @@ workers = _int("GUNICORN_WORKERS", min(4, multiprocessing.cpu_count() * 2))
 # still arriving waits in the worker's selector, so slow clients hold no worker and are let go
 # after GUNICORN_REQUEST_READ_TIMEOUT (15 s). Chosen by measurement over the threaded worker
 # (bench/README.md): under load, a p99 a quarter to a half shorter and within 3× the median,
-# for 1–16% fewer requests/s.
+# for 1–22% fewer requests/s.
 # GUNICORN_WORKER_CLASS=penguinsite.gunicorn_worker.ThreadWorker gives threaded workers with
 # keep-alive (GUNICORN_THREADS each), bounded by the same read timeout.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "penguinsite.gunicorn_worker.BufferingWorker"
