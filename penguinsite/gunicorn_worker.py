@@ -177,15 +177,21 @@ class _TimedOutClientLine(logging.Filter):
         return True
 
 
+def _set_up(worker) -> _Lingerer:
+    """What both workers do first in their own process: the read timeout, the timed-out
+    client's log line, and the lingering thread's closer. That one is made in the worker, not
+    in the master that imports this module: a selector is a file descriptor that forked
+    workers must not share."""
+    _BoundedConnection.read_timeout = request_read_timeout()
+    error_log = getattr(worker.log, "error_log", None)
+    if error_log is not None:
+        error_log.addFilter(_TimedOutClientLine())
+    return _Lingerer()
+
+
 class ThreadWorker(gthread.ThreadWorker):
     def init_process(self) -> None:
-        _BoundedConnection.read_timeout = request_read_timeout()
-        error_log = getattr(self.log, "error_log", None)
-        if error_log is not None:
-            error_log.addFilter(_TimedOutClientLine())
-        # Made in the worker, not in the master that imports this module: a selector is a file
-        # descriptor that forked workers must not share.
-        _BoundedConnection.lingerer = _Lingerer()
+        _BoundedConnection.lingerer = _set_up(self)
         super().init_process()
 
     def handle(self, conn):
@@ -303,16 +309,12 @@ class BufferingWorker(sync.SyncWorker):
     is set aside in the worker's selector, which reads it as its bytes come in: a slow or
     stalled client holds no worker, and is let go after ``GUNICORN_REQUEST_READ_TIMEOUT``.
     Each answer closes its connection; the client's side of the close is awaited by the
-    lingering thread, not by the worker. (gunicorn replaces a worker class whose name ends in ``SyncWorker`` by
-    its threaded worker when ``threads`` is above 1: hence this one's name.)
+    lingering thread, not by the worker. (gunicorn replaces a worker class whose name ends
+    in ``SyncWorker`` by its threaded worker when ``threads`` is above 1: hence this name.)
     """
 
     def init_process(self) -> None:
-        _BoundedConnection.read_timeout = request_read_timeout()
-        error_log = getattr(self.log, "error_log", None)
-        if error_log is not None:
-            error_log.addFilter(_TimedOutClientLine())
-        self._lingerer = _Lingerer()
+        self._lingerer = _set_up(self)
         super().init_process()
 
     def run(self) -> None:
